@@ -1,0 +1,105 @@
+//! The scheduler ↔ runtime protocol.
+//!
+//! - `POST /run` ([`RUN_PATH`]) with a [`RunRequest`] runs one activation and answers a
+//!   [`RunResponse`] (HTTP 200 whatever the activation's status; non-200 answers are
+//!   [`ErrorBody`]s and mean the activation did not run).
+//! - `POST /prepare` ([`PREPARE_PATH`]) with a [`PrepareRequest`] compiles and caches code ahead
+//!   of the first invoke (the scheduler calls it on action create/update); it answers
+//!   [`PrepareResponse`], or 422 with an [`ErrorBody`] when the module is not a valid action.
+//! - Code a runtime lacks is fetched by `GET {code_url}` (the scheduler serves it under
+//!   [`CODE_PATH_PREFIX`]`{digest}`), or comes inline as base64 in `code`. When neither is given
+//!   and the digest is unknown, `/run` answers 409 with code [`CODE_UNKNOWN`]: send it again with
+//!   the code inline.
+//!
+//! Every request carries `Authorization: Bearer <WISP_RUNTIME_TOKEN>`; the same token guards the
+//! scheduler's code endpoint.
+
+use crate::{ActivationId, ActivationResponse, Digest, Limits};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+pub const RUN_PATH: &str = "/run";
+pub const PREPARE_PATH: &str = "/prepare";
+/// Where the scheduler serves code blobs by digest: `GET /internal/v1/code/{digest}`.
+pub const CODE_PATH_PREFIX: &str = "/internal/v1/code/";
+/// `code` of the 409 a runtime answers when it lacks the code and was given no way to get it.
+pub const CODE_UNKNOWN: &str = "code_unknown";
+/// Largest request body (params included) the REST API and `/run` accept: OpenWhisk's 1 MB.
+pub const MAX_PAYLOAD_BYTES: usize = 1024 * 1024;
+
+/// One activation for a runtime to run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunRequest {
+    pub activation_id: ActivationId,
+    /// The namespace the action runs for (`__OW_NAMESPACE`).
+    pub namespace: String,
+    /// `/ns/pkg/name` (`__OW_ACTION_NAME`).
+    pub action: String,
+    /// `__OW_ACTION_VERSION`.
+    pub version: String,
+    /// sha256 of the code.
+    pub digest: Digest,
+    /// Absolute URL to `GET` the code from when the runtime lacks it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code_url: Option<String>,
+    /// The code itself, base64, for when the runtime asked for it (see [`CODE_UNKNOWN`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    #[serde(default)]
+    pub limits: Limits,
+    /// The merged parameters: the action's stdin.
+    pub params: Map<String, Value>,
+    /// `__OW_API_HOST`.
+    #[serde(default)]
+    pub api_host: String,
+}
+
+/// How one activation ended, as the runtime saw it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunResponse {
+    pub activation_id: ActivationId,
+    pub response: ActivationResponse,
+    /// Formatted log lines (`ISO-timestamp stdout|stderr: text`), truncated at the log limit.
+    pub logs: Vec<String>,
+    /// Epoch ms when the guest started.
+    pub start: u64,
+    /// Epoch ms when the guest ended.
+    pub end: u64,
+    /// µs from the request's arrival until the guest started, code loading excluded.
+    pub wait_time_us: u64,
+    /// µs spent compiling or loading the code; 0 when it was already prewarmed.
+    pub init_time_us: u64,
+    /// µs the guest ran.
+    pub duration_us: u64,
+}
+
+/// Compile-ahead request.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PrepareRequest {
+    pub digest: Digest,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+}
+
+/// Compile-ahead answer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PrepareResponse {
+    pub digest: Digest,
+    /// µs spent compiling or loading; 0 when already cached.
+    pub init_time_us: u64,
+}
+
+/// The JSON error body every wisp server answers with: `{error, code}`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: String,
+    pub code: String,
+}
+
+impl ErrorBody {
+    pub fn new(code: impl Into<String>, error: impl Into<String>) -> Self {
+        ErrorBody { error: error.into(), code: code.into() }
+    }
+}
