@@ -23,10 +23,11 @@ if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip1; then
   rustup target add wasm32-wasip1
 fi
 
+# The C example action: clang 14 + lld + wasi-libc (+ the wasm32 compiler-rt builtins clang needs).
 need_apt=()
-command -v clang >/dev/null 2>&1 || need_apt+=(clang)
-command -v wasm-ld >/dev/null 2>&1 || need_apt+=(lld)
-[ -d /usr/share/wasi-sysroot ] || need_apt+=(wasi-libc)
+for pkg in clang lld wasi-libc libclang-rt-14-dev-wasm32; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
+done
 if [ "${#need_apt[@]}" -gt 0 ]; then
   if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
     say "installing ${need_apt[*]} from Debian packages (for the C example action)"
