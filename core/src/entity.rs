@@ -13,13 +13,19 @@ pub struct KeyValue {
 
 impl KeyValue {
     pub fn new(key: impl Into<String>, value: impl Into<Value>) -> Self {
-        KeyValue { key: key.into(), value: value.into() }
+        KeyValue {
+            key: key.into(),
+            value: value.into(),
+        }
     }
 }
 
 /// The value of `key` in a key/value list (the last one wins, as in OpenWhisk).
 pub fn lookup<'a>(list: &'a [KeyValue], key: &str) -> Option<&'a Value> {
-    list.iter().rev().find(|kv| kv.key == key).map(|kv| &kv.value)
+    list.iter()
+        .rev()
+        .find(|kv| kv.key == key)
+        .map(|kv| &kv.value)
 }
 
 /// Whether annotation `key` is set to a truthy value (`true` or `"true"`).

@@ -30,13 +30,28 @@ impl Limits {
     pub fn validate(&self) -> Result<(), LimitError> {
         let check = |name: &'static str, v: u64, min: u64, max: u64| {
             if v < min || v > max {
-                Err(LimitError { name, value: v, min, max })
+                Err(LimitError {
+                    name,
+                    value: v,
+                    min,
+                    max,
+                })
             } else {
                 Ok(())
             }
         };
-        check("timeout", self.timeout, Self::MIN_TIMEOUT_MS, Self::MAX_TIMEOUT_MS)?;
-        check("memory", self.memory, Self::MIN_MEMORY_MB, Self::MAX_MEMORY_MB)?;
+        check(
+            "timeout",
+            self.timeout,
+            Self::MIN_TIMEOUT_MS,
+            Self::MAX_TIMEOUT_MS,
+        )?;
+        check(
+            "memory",
+            self.memory,
+            Self::MIN_MEMORY_MB,
+            Self::MAX_MEMORY_MB,
+        )?;
         check("logs", self.logs, 0, Self::MAX_LOGS_MB)?;
         check(
             "concurrency",
@@ -88,9 +103,15 @@ mod tests {
         let l: Limits = serde_json::from_str(r#"{"timeout": 1000}"#).unwrap();
         assert_eq!(l.timeout, 1000);
         assert_eq!(l.memory, 256);
-        let bad = Limits { memory: 4096, ..Limits::default() };
+        let bad = Limits {
+            memory: 4096,
+            ..Limits::default()
+        };
         assert_eq!(bad.validate().unwrap_err().name, "memory");
-        let bad = Limits { timeout: 10, ..Limits::default() };
+        let bad = Limits {
+            timeout: 10,
+            ..Limits::default()
+        };
         assert_eq!(bad.validate().unwrap_err().name, "timeout");
     }
 }

@@ -38,7 +38,9 @@ pub fn validate(name: &str) -> Result<(), NameError> {
     let mut chars = name.chars();
     let first = chars.next().unwrap();
     let last = name.chars().last().unwrap();
-    let inner_ok = name.chars().all(|c| word(c) || matches!(c, '@' | ' ' | '.' | '-'));
+    let inner_ok = name
+        .chars()
+        .all(|c| word(c) || matches!(c, '@' | ' ' | '.' | '-'));
     if !word(first) || !inner_ok || last == ' ' {
         return Err(NameError::BadChars(name.to_string()));
     }
@@ -102,7 +104,14 @@ mod tests {
 
     #[test]
     fn accepts_openwhisk_names() {
-        for ok in ["hello", "a", "my-action_1", "x.y", "user@example.com", "a b"] {
+        for ok in [
+            "hello",
+            "a",
+            "my-action_1",
+            "x.y",
+            "user@example.com",
+            "a b",
+        ] {
             validate(ok).unwrap_or_else(|e| panic!("{ok}: {e}"));
         }
     }

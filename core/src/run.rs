@@ -100,6 +100,9 @@ pub struct ErrorBody {
 
 impl ErrorBody {
     pub fn new(code: impl Into<String>, error: impl Into<String>) -> Self {
-        ErrorBody { error: error.into(), code: code.into() }
+        ErrorBody {
+            error: error.into(),
+            code: code.into(),
+        }
     }
 }
