@@ -1,0 +1,144 @@
+//! The admin API for users (what `wisp admin user add|delete|list` call), guarded by the admin
+//! key: `Authorization: Bearer <WISP_ADMIN_KEY>` (401 otherwise; 403 "admin API disabled" when no
+//! admin key is configured).
+//!
+//! - `POST /admin/v1/users` `{"name": "alice"}` (optional `"auth": "uuid:key"`) → 201
+//!   `{name, namespace, uuid, key, auth}`; 409 when the user exists.
+//! - `GET /admin/v1/users` → `[{name, namespace, uuid}]`.
+//! - `GET /admin/v1/users/{name}` → `{name, namespace, uuid}` / 404.
+//! - `DELETE /admin/v1/users/{name}` → 200 (the user, its namespace's entities and activations
+//!   are deleted) / 404.
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use subtle::ConstantTimeEq as _;
+
+use crate::api::{ApiError, from_object, json_object};
+use crate::state::AppState;
+use crate::store::{Credentials, StoreError, User};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/admin/v1/users", post(add_user).get(list_users))
+        .route("/admin/v1/users/{name}", get(get_user).delete(delete_user))
+}
+
+fn check_admin(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(expected) = state.config.admin_key.as_deref().filter(|k| !k.is_empty()) else {
+        return Err(ApiError::AdminDisabled);
+    };
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().strip_prefix("Bearer "))
+        .map(str::trim)
+        .unwrap_or("");
+    if presented.as_bytes().ct_eq(expected.as_bytes()).into() {
+        Ok(())
+    } else {
+        Err(ApiError::Unauthorized)
+    }
+}
+
+/// Checks a user name: an OpenWhisk entity name without spaces (it becomes a namespace).
+pub fn validate_user_name(name: &str) -> Result<(), ApiError> {
+    wisp_core::names::validate(name)
+        .map_err(|e| ApiError::bad_request(format!("The user name is not valid: {e}.")))?;
+    if name.contains(' ') || name == "_" {
+        return Err(ApiError::bad_request(format!(
+            "The user name {name:?} is not valid: it becomes a namespace (no spaces, not '_')."
+        )));
+    }
+    Ok(())
+}
+
+#[derive(Debug, Deserialize)]
+struct AddUser {
+    name: String,
+    #[serde(default)]
+    auth: Option<String>,
+}
+
+async fn add_user(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: bytes::Bytes,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    check_admin(&state, &headers)?;
+    let req: AddUser = from_object(json_object(&body)?)?;
+    validate_user_name(&req.name)?;
+    let creds = match req.auth.as_deref() {
+        None => state
+            .store
+            .create_user(&req.name)
+            .await
+            .map_err(|e| match e {
+                StoreError::Conflict { .. } => {
+                    ApiError::Conflict(format!("The user '{}' already exists.", req.name))
+                }
+                other => other.into(),
+            })?,
+        Some(auth) => {
+            let creds = Credentials::parse(auth)
+                .ok_or_else(|| ApiError::bad_request("auth must be 'uuid:key'."))?;
+            if state.store.get_user(&req.name).await?.is_some() {
+                return Err(ApiError::Conflict(format!(
+                    "The user '{}' already exists.",
+                    req.name
+                )));
+            }
+            state.store.set_user_key(&req.name, &creds).await?;
+            creds
+        }
+    };
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({
+            "name": req.name,
+            "namespace": req.name,
+            "uuid": creds.uuid,
+            "key": creds.key,
+            "auth": creds.auth(),
+        })),
+    ))
+}
+
+async fn list_users(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<Vec<User>>, ApiError> {
+    check_admin(&state, &headers)?;
+    Ok(Json(state.store.list_users().await?))
+}
+
+async fn get_user(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Result<Json<User>, ApiError> {
+    check_admin(&state, &headers)?;
+    Ok(Json(
+        state
+            .store
+            .get_user(&name)
+            .await?
+            .ok_or(ApiError::NotFound)?,
+    ))
+}
+
+async fn delete_user(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    check_admin(&state, &headers)?;
+    if state.store.delete_user(&name).await? {
+        Ok(Json(json!({"name": name, "deleted": true})))
+    } else {
+        Err(ApiError::NotFound)
+    }
+}

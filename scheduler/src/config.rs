@@ -1,0 +1,185 @@
+//! Command-line flags and the scheduler's configuration.
+//!
+//! [`SchedulerArgs`] is what `wisp-scheduler` parses (every flag also read from a `WISP_*`
+//! environment variable, so pods are configured by environment); [`SchedulerConfig`] is what the
+//! library runs with (`wisp up` and tests build it directly, with [`Default`] for the rest).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Flags of the `wisp-scheduler` binary.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(
+    name = "wisp-scheduler",
+    version,
+    about = "The wisp controller: OpenWhisk-compatible REST API, store and load balancer"
+)]
+pub struct SchedulerArgs {
+    /// Port of the REST API.
+    #[arg(long, env = "WISP_PORT", default_value_t = 3233)]
+    pub port: u16,
+    /// Address to listen on.
+    #[arg(long, env = "WISP_BIND", default_value = "0.0.0.0")]
+    pub bind: std::net::IpAddr,
+    /// Base URL of a runtime (repeatable; the env var takes a comma-separated list).
+    #[arg(long = "runtime", env = "WISP_RUNTIMES", value_delimiter = ',')]
+    pub runtimes: Vec<String>,
+    /// Folder of the embedded store (`wisp.db`).
+    #[arg(long, env = "WISP_DATA_DIR", default_value = "./wisp-data")]
+    pub data_dir: PathBuf,
+    /// Store URL: empty = the embedded file in the data dir, `postgres://...` = PostgreSQL.
+    #[arg(long, env = "WISP_STORE", default_value = "")]
+    pub store: String,
+    /// Shared internal token for `/run` and code fetches.
+    #[arg(long, env = "WISP_RUNTIME_TOKEN", hide_env_values = true)]
+    pub runtime_token: Option<String>,
+    /// Key guarding the admin API (`Authorization: Bearer KEY`); the admin API is disabled without it.
+    #[arg(long, env = "WISP_ADMIN_KEY", hide_env_values = true)]
+    pub admin_key: Option<String>,
+    /// Public URL of this API given to actions as `__OW_API_HOST` (default `http://127.0.0.1:PORT`).
+    #[arg(long, env = "WISP_API_HOST")]
+    pub api_host: Option<String>,
+    /// Base URL runtimes fetch code from (default: the API host).
+    #[arg(long, env = "WISP_CODE_BASE_URL")]
+    pub code_base_url: Option<String>,
+    /// Activation records kept per namespace (older ones are deleted).
+    #[arg(long, env = "WISP_ACTIVATION_RETENTION", default_value_t = 10_000)]
+    pub activation_retention: u64,
+    /// Number of scheduler replicas sharing the runtimes' capacity (horizontal sharding).
+    #[arg(long, env = "WISP_CLUSTER_SIZE", default_value_t = 1)]
+    pub cluster_size: usize,
+    /// Namespace created at start if missing (e.g. `guest`); its key is printed when generated.
+    #[arg(long, env = "WISP_INITIAL_USER")]
+    pub initial_user: Option<String>,
+    /// `uuid:key` for the initial user.
+    #[arg(long, env = "WISP_INITIAL_AUTH", hide_env_values = true)]
+    pub initial_auth: Option<String>,
+}
+
+impl SchedulerArgs {
+    /// The address to listen on.
+    pub fn listen_addr(&self) -> SocketAddr {
+        SocketAddr::new(self.bind, self.port)
+    }
+
+    /// The library configuration these flags describe.
+    pub fn into_config(self) -> SchedulerConfig {
+        let api_host = self
+            .api_host
+            .unwrap_or_else(|| format!("http://127.0.0.1:{}", self.port));
+        SchedulerConfig {
+            runtimes: self
+                .runtimes
+                .into_iter()
+                .filter(|r| !r.trim().is_empty())
+                .collect(),
+            data_dir: self.data_dir,
+            store: Some(self.store).filter(|s| !s.trim().is_empty()),
+            runtime_token: self.runtime_token.filter(|t| !t.is_empty()),
+            admin_key: self.admin_key.filter(|k| !k.is_empty()),
+            code_base_url: self.code_base_url.or_else(|| Some(api_host.clone())),
+            api_host: Some(api_host),
+            activation_retention: self.activation_retention,
+            cluster_size: self.cluster_size.max(1),
+            ..SchedulerConfig::default()
+        }
+    }
+}
+
+/// Everything the scheduler library runs with. Built once at start, shared as `Arc`.
+#[derive(Debug, Clone)]
+pub struct SchedulerConfig {
+    /// Base URLs of the runtimes (static list).
+    pub runtimes: Vec<String>,
+    /// Folder of the embedded store.
+    pub data_dir: PathBuf,
+    /// `None`/empty: the embedded store; `postgres://...`: PostgreSQL (a later issue).
+    pub store: Option<String>,
+    /// Bearer token for runtimes' `/run` and the code endpoint.
+    pub runtime_token: Option<String>,
+    /// Admin API key; `None` disables the admin API (403).
+    pub admin_key: Option<String>,
+    /// `__OW_API_HOST`.
+    pub api_host: Option<String>,
+    /// Base URL runtimes fetch code from; `None`: code goes inline when a runtime asks.
+    pub code_base_url: Option<String>,
+    /// Activation records kept per namespace.
+    pub activation_retention: u64,
+    /// Scheduler replicas sharing runtime capacity.
+    pub cluster_size: usize,
+    /// Largest number of activation records written in one transaction.
+    pub activation_batch_size: usize,
+    /// How long the writer waits for more records before writing a partial batch.
+    pub activation_batch_linger: Duration,
+    /// Entries of the entity cache (actions, packages, identities).
+    pub entity_cache_capacity: u64,
+    /// How long a cached entity lives without a write (writes through this process invalidate).
+    pub entity_cache_ttl: Duration,
+    /// Largest request body of the REST API.
+    pub max_body_bytes: usize,
+}
+
+impl Default for SchedulerConfig {
+    fn default() -> Self {
+        SchedulerConfig {
+            runtimes: Vec::new(),
+            data_dir: PathBuf::from("./wisp-data"),
+            store: None,
+            runtime_token: None,
+            admin_key: None,
+            api_host: None,
+            code_base_url: None,
+            activation_retention: 10_000,
+            cluster_size: 1,
+            activation_batch_size: 512,
+            activation_batch_linger: Duration::from_millis(5),
+            entity_cache_capacity: 10_000,
+            entity_cache_ttl: Duration::from_secs(300),
+            max_body_bytes: wisp_core::run::MAX_PAYLOAD_BYTES,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser as _;
+
+    #[test]
+    fn flags_become_a_config() {
+        let args = SchedulerArgs::try_parse_from([
+            "wisp-scheduler",
+            "--port",
+            "4000",
+            "--runtime",
+            "http://a:8080",
+            "--runtime",
+            "http://b:8080,http://c:8080",
+            "--data-dir",
+            "/tmp/x",
+            "--admin-key",
+            "k",
+        ])
+        .unwrap();
+        assert_eq!(args.listen_addr().port(), 4000);
+        let config = args.into_config();
+        assert_eq!(
+            config.runtimes,
+            ["http://a:8080", "http://b:8080", "http://c:8080"]
+        );
+        assert_eq!(config.data_dir, PathBuf::from("/tmp/x"));
+        assert_eq!(config.store, None, "empty --store is the embedded file");
+        assert_eq!(config.admin_key.as_deref(), Some("k"));
+        assert_eq!(config.api_host.as_deref(), Some("http://127.0.0.1:4000"));
+        assert_eq!(config.code_base_url, config.api_host);
+        assert_eq!(config.max_body_bytes, 1024 * 1024);
+    }
+
+    #[test]
+    fn defaults_match_the_design() {
+        let args = SchedulerArgs::try_parse_from(["wisp-scheduler"]).unwrap();
+        assert_eq!(args.port, 3233);
+        assert!(args.store.is_empty());
+    }
+}

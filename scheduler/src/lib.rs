@@ -1,0 +1,169 @@
+//! wisp's scheduler (the OpenWhisk controller): the REST API, users and their keys, the entity
+//! store, activation records, and the sharding load balancer that spreads activations over
+//! runtimes. **Architecture Invariant**: it never links wasmtime; runtimes are reached over HTTP.
+//!
+//! Main types, what they cost and how long they live:
+//! - [`Scheduler`]: one per process. [`Scheduler::open`] opens the store (running migrations),
+//!   builds the balancer and the invoker and starts the health task; [`Scheduler::serve`] serves
+//!   until cancelled, then finishes in-flight requests, waits for running activations and
+//!   flushes their records.
+//! - [`store::Store`] (`Arc<dyn Store>`): the embedded SQLite file ([`store::sqlite`]) behind the
+//!   entity cache ([`store::cache`]); activation records are batched
+//!   ([`store::batcher`]), so an invoke never waits for a disk sync.
+//! - [`balancer::Balancer`] (`Arc`): lives as long as the scheduler; `schedule` never waits; a
+//!   `Lease` lives as long as one activation.
+//! - [`invoke::Invoker`]: cheap to clone; one keep-alive HTTP client to the runtimes per process.
+//! - [`state::AppState`]: a few `Arc`s cloned into every handler.
+//! - [`api::router`]: the axum app (OpenWhisk API v1, admin API, code endpoint, health, metrics).
+
+pub mod admin;
+pub mod api;
+pub mod auth;
+pub mod balancer;
+pub mod config;
+pub mod invoke;
+pub mod metrics;
+pub mod runtime_client;
+pub mod state;
+pub mod store;
+pub mod web;
+
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use tokio_util::sync::CancellationToken;
+
+pub use config::{SchedulerArgs, SchedulerConfig};
+
+use balancer::{Balancer, BalancerConfig};
+use invoke::{Invoker, InvokerConfig};
+use metrics::Metrics;
+use runtime_client::{RuntimeClient, RuntimeProber};
+use state::AppState;
+use store::Credentials;
+
+/// A scheduler: store, balancer, invoker and health task. Dropping it stops the health task.
+pub struct Scheduler {
+    state: AppState,
+    background: CancellationToken,
+}
+
+impl Scheduler {
+    /// Opens the store in `config.data_dir` (or `config.store`), registers the runtimes and
+    /// starts pinging them. Needs a tokio runtime.
+    pub async fn open(config: SchedulerConfig) -> anyhow::Result<Scheduler> {
+        let config = Arc::new(config);
+        let (store, cache_stats) = store::open(&config)
+            .await
+            .with_context(|| format!("opening the store in {}", config.data_dir.display()))?;
+        let balancer = Balancer::new(BalancerConfig {
+            cluster_size: config.cluster_size.max(1),
+            ..BalancerConfig::default()
+        });
+        balancer.set_runtimes(config.runtimes.clone());
+        let client = RuntimeClient::new(config.runtime_token.as_deref());
+        let invoker = Invoker::with_client(
+            store.clone(),
+            balancer.clone(),
+            InvokerConfig {
+                runtime_token: config.runtime_token.clone(),
+                code_base_url: config.code_base_url.clone(),
+                api_host: config.api_host.clone().unwrap_or_default(),
+            },
+            client.clone(),
+        );
+        let background = CancellationToken::new();
+        balancer.spawn_health_task(
+            Arc::new(RuntimeProber::new(client)),
+            background.child_token(),
+        );
+        let state = AppState {
+            store,
+            balancer,
+            invoker,
+            config,
+            metrics: Arc::new(Metrics::new(Some(cache_stats))),
+        };
+        Ok(Scheduler { state, background })
+    }
+
+    /// The shared state (store, balancer, invoker, config, metrics).
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Creates user/namespace `name` if missing. With `auth` = Some("uuid:key") the user's key
+    /// is set to it. Returns Some("uuid:key") when it created the user or set the key, None when
+    /// it existed and `auth` was None.
+    pub async fn ensure_user(
+        &self,
+        name: &str,
+        auth: Option<&str>,
+    ) -> anyhow::Result<Option<String>> {
+        admin::validate_user_name(name).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let store = &self.state.store;
+        match auth {
+            Some(auth) => {
+                let creds = Credentials::parse(auth)
+                    .with_context(|| format!("auth for user {name:?} must be 'uuid:key'"))?;
+                store
+                    .set_user_key(name, &creds)
+                    .await
+                    .with_context(|| format!("setting the key of user {name:?}"))?;
+                Ok(Some(creds.auth()))
+            }
+            None => {
+                if store.get_user(name).await?.is_some() {
+                    return Ok(None);
+                }
+                match store.create_user(name).await {
+                    Ok(creds) => Ok(Some(creds.auth())),
+                    // Created concurrently by another replica.
+                    Err(store::StoreError::Conflict { .. }) => Ok(None),
+                    Err(e) => Err(e).with_context(|| format!("creating user {name:?}")),
+                }
+            }
+        }
+    }
+
+    /// The HTTP app (for serving on a listener of your own, or testing without a socket).
+    pub fn router(&self) -> axum::Router {
+        api::router(self.state.clone())
+    }
+
+    /// Serves until `shutdown` is cancelled; then finishes in-flight requests, waits for running
+    /// activations and flushes activation records, so no acknowledged record is lost.
+    pub async fn serve(
+        self,
+        listener: tokio::net::TcpListener,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<()> {
+        let app = self.router();
+        let stop = shutdown.clone();
+        let served = axum::serve(listener, app)
+            .with_graceful_shutdown(async move { stop.cancelled().await })
+            .await
+            .context("serving the REST API");
+        self.shutdown().await?;
+        served
+    }
+
+    /// Stops the health task, waits for running activations and closes the store (flushing
+    /// queued activation records). Idempotent.
+    pub async fn shutdown(&self) -> anyhow::Result<()> {
+        self.background.cancel();
+        self.state.invoker.drain().await;
+        self.state
+            .store
+            .close()
+            .await
+            .context("flushing activation records")?;
+        Ok(())
+    }
+}
+
+impl Drop for Scheduler {
+    fn drop(&mut self) {
+        self.background.cancel();
+    }
+}

@@ -1,0 +1,271 @@
+//! The entity cache (seed 001's "datastore cache"): a [`Store`] decorator that keeps actions,
+//! packages and identities in moka caches, so the invoke path reads no database when warm.
+//! Every write through it invalidates the entry it touched, after the write commits; entries also
+//! expire after a TTL (bounding staleness when another scheduler replica writes the same store).
+//! Concurrent misses for one key load once (`try_get_with`). Hits and misses are counted for
+//! `/metrics`.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use moka::future::Cache;
+use wisp_core::{ActionDoc, ActivationId, ActivationRecord, Digest, PackageDoc};
+
+use super::{
+    ActivationFilter, Credentials, EntityKey, Store, StoreError, StoreResult, StoredIdentity, User,
+};
+
+/// Hit/miss counters of the entity cache.
+#[derive(Debug, Default)]
+pub struct CacheStats {
+    pub hits: AtomicU64,
+    pub misses: AtomicU64,
+}
+
+/// A caching [`Store`] decorator. One per process; cheap to share.
+pub struct CachedStore {
+    inner: Arc<dyn Store>,
+    actions: Cache<EntityKey, Option<Arc<ActionDoc>>>,
+    packages: Cache<(String, String), Option<Arc<PackageDoc>>>,
+    identities: Cache<String, Option<Arc<StoredIdentity>>>,
+    stats: Arc<CacheStats>,
+}
+
+impl CachedStore {
+    pub fn new(inner: Arc<dyn Store>, capacity: u64, ttl: Duration) -> Self {
+        CachedStore {
+            inner,
+            actions: build(capacity, ttl),
+            packages: build(capacity, ttl),
+            identities: build(capacity, ttl),
+            stats: Arc::new(CacheStats::default()),
+        }
+    }
+
+    /// The hit/miss counters (shared with `/metrics`).
+    pub fn stats(&self) -> Arc<CacheStats> {
+        self.stats.clone()
+    }
+
+    /// The store below the cache.
+    pub fn inner(&self) -> &Arc<dyn Store> {
+        &self.inner
+    }
+
+    fn count(&self, hit: bool) {
+        let c = if hit {
+            &self.stats.hits
+        } else {
+            &self.stats.misses
+        };
+        c.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+fn build<K, V>(capacity: u64, ttl: Duration) -> Cache<K, V>
+where
+    K: std::hash::Hash + Eq + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    Cache::builder()
+        .max_capacity(capacity)
+        .time_to_live(ttl)
+        .build()
+}
+
+/// Loads through `cache`, counting hits and misses.
+async fn cached<K, V>(
+    this: &CachedStore,
+    cache: &Cache<K, Option<Arc<V>>>,
+    key: K,
+    load: impl std::future::Future<Output = StoreResult<Option<V>>>,
+) -> StoreResult<Option<V>>
+where
+    K: std::hash::Hash + Eq + Send + Sync + Clone + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    if let Some(v) = cache.get(&key).await {
+        this.count(true);
+        return Ok(v.map(|v| (*v).clone()));
+    }
+    this.count(false);
+    let loaded = cache
+        .try_get_with(key, async { load.await.map(|o| o.map(Arc::new)) })
+        .await
+        .map_err(|e: Arc<StoreError>| match Arc::try_unwrap(e) {
+            Ok(e) => e,
+            Err(shared) => StoreError::WriteFailed(shared.to_string()),
+        })?;
+    Ok(loaded.map(|v| (*v).clone()))
+}
+
+#[async_trait]
+impl Store for CachedStore {
+    async fn create_user(&self, name: &str) -> StoreResult<Credentials> {
+        let c = self.inner.create_user(name).await?;
+        self.identities.invalidate(&c.uuid).await;
+        Ok(c)
+    }
+
+    async fn set_user_key(&self, name: &str, creds: &Credentials) -> StoreResult<()> {
+        self.inner.set_user_key(name, creds).await?;
+        // The user's old uuid is unknown here: drop every cached identity.
+        self.identities.invalidate_all();
+        Ok(())
+    }
+
+    async fn identity_by_uuid(&self, uuid: &str) -> StoreResult<Option<StoredIdentity>> {
+        cached(
+            self,
+            &self.identities,
+            uuid.to_string(),
+            self.inner.identity_by_uuid(uuid),
+        )
+        .await
+    }
+
+    async fn get_user(&self, name: &str) -> StoreResult<Option<User>> {
+        self.inner.get_user(name).await
+    }
+
+    async fn list_users(&self) -> StoreResult<Vec<User>> {
+        self.inner.list_users().await
+    }
+
+    async fn delete_user(&self, name: &str) -> StoreResult<bool> {
+        let deleted = self.inner.delete_user(name).await?;
+        // Rare: drop everything rather than scan for the namespace's entries.
+        self.actions.invalidate_all();
+        self.packages.invalidate_all();
+        self.identities.invalidate_all();
+        Ok(deleted)
+    }
+
+    async fn put_action(
+        &self,
+        key: &EntityKey,
+        doc: ActionDoc,
+        code: Option<Vec<u8>>,
+        overwrite: bool,
+    ) -> StoreResult<ActionDoc> {
+        let res = self.inner.put_action(key, doc, code, overwrite).await;
+        self.actions.invalidate(key).await;
+        res
+    }
+
+    async fn get_action(&self, key: &EntityKey) -> StoreResult<Option<ActionDoc>> {
+        cached(self, &self.actions, key.clone(), self.inner.get_action(key)).await
+    }
+
+    async fn list_actions(
+        &self,
+        namespace: &str,
+        package: Option<&str>,
+        limit: u64,
+        skip: u64,
+    ) -> StoreResult<Vec<ActionDoc>> {
+        self.inner
+            .list_actions(namespace, package, limit, skip)
+            .await
+    }
+
+    async fn count_actions(&self, namespace: &str, package: Option<&str>) -> StoreResult<u64> {
+        self.inner.count_actions(namespace, package).await
+    }
+
+    async fn delete_action(&self, key: &EntityKey) -> StoreResult<Option<ActionDoc>> {
+        let res = self.inner.delete_action(key).await;
+        self.actions.invalidate(key).await;
+        res
+    }
+
+    async fn get_code(&self, digest: &Digest) -> StoreResult<Option<Vec<u8>>> {
+        self.inner.get_code(digest).await
+    }
+
+    async fn count_code(&self) -> StoreResult<u64> {
+        self.inner.count_code().await
+    }
+
+    async fn put_package(
+        &self,
+        namespace: &str,
+        doc: PackageDoc,
+        overwrite: bool,
+    ) -> StoreResult<PackageDoc> {
+        let key = (namespace.to_string(), doc.name.clone());
+        let res = self.inner.put_package(namespace, doc, overwrite).await;
+        self.packages.invalidate(&key).await;
+        res
+    }
+
+    async fn get_package(&self, namespace: &str, name: &str) -> StoreResult<Option<PackageDoc>> {
+        let key = (namespace.to_string(), name.to_string());
+        cached(
+            self,
+            &self.packages,
+            key,
+            self.inner.get_package(namespace, name),
+        )
+        .await
+    }
+
+    async fn list_packages(
+        &self,
+        namespace: &str,
+        limit: u64,
+        skip: u64,
+    ) -> StoreResult<Vec<PackageDoc>> {
+        self.inner.list_packages(namespace, limit, skip).await
+    }
+
+    async fn count_packages(&self, namespace: &str) -> StoreResult<u64> {
+        self.inner.count_packages(namespace).await
+    }
+
+    async fn delete_package(&self, namespace: &str, name: &str) -> StoreResult<Option<PackageDoc>> {
+        let res = self.inner.delete_package(namespace, name).await;
+        self.packages
+            .invalidate(&(namespace.to_string(), name.to_string()))
+            .await;
+        res
+    }
+
+    async fn put_activation(&self, record: ActivationRecord) -> StoreResult<()> {
+        self.inner.put_activation(record).await
+    }
+
+    async fn get_activation(
+        &self,
+        namespace: &str,
+        id: &ActivationId,
+    ) -> StoreResult<Option<ActivationRecord>> {
+        self.inner.get_activation(namespace, id).await
+    }
+
+    async fn list_activations(
+        &self,
+        namespace: &str,
+        filter: &ActivationFilter,
+    ) -> StoreResult<Vec<ActivationRecord>> {
+        self.inner.list_activations(namespace, filter).await
+    }
+
+    async fn count_activations(
+        &self,
+        namespace: &str,
+        filter: &ActivationFilter,
+    ) -> StoreResult<u64> {
+        self.inner.count_activations(namespace, filter).await
+    }
+
+    async fn flush(&self) -> StoreResult<()> {
+        self.inner.flush().await
+    }
+
+    async fn close(&self) -> StoreResult<()> {
+        self.inner.close().await
+    }
+}

@@ -1,0 +1,329 @@
+//! The entity and activation store.
+//!
+//! One object-safe [`Store`] trait (used as `Arc<dyn Store>`) for users/namespaces and their keys,
+//! actions (code stored once per sha256 digest), packages and activation records. Implementations:
+//! - [`sqlite::SqliteStore`]: the embedded default, one file `<data-dir>/wisp.db` in WAL mode.
+//!   Activation records go through a [`batcher::ActivationBatcher`] (OpenWhisk's dbBatcher):
+//!   `put_activation` only queues the record, a writer task inserts batches in one transaction,
+//!   reads see queued records, and [`Store::flush`] drains the queue (called on clean shutdown).
+//! - [`cache::CachedStore`]: a decorator over any store with moka caches for actions, packages
+//!   and identities, invalidated on every write through it (seed 001's datastore cache).
+//! - PostgreSQL: a later issue; it reuses the SQL of [`sql`] and the suite of [`suite`].
+//!
+//! Keys are stored hashed (sha256) and compared in constant time.
+
+pub mod batcher;
+pub mod cache;
+pub mod sql;
+pub mod sqlite;
+pub mod suite;
+
+use async_trait::async_trait;
+use wisp_core::{ActionDoc, ActivationId, ActivationRecord, Digest, PackageDoc};
+
+/// A failure of the store. The API maps these to HTTP statuses by variant.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Create without overwrite of an entity that exists (HTTP 409).
+    #[error("{kind} '{name}' already exists")]
+    Conflict { kind: &'static str, name: String },
+    /// The entity to update or delete does not exist (HTTP 404).
+    #[error("{kind} '{name}' does not exist")]
+    NotFound { kind: &'static str, name: String },
+    /// A package that still holds actions cannot be deleted (HTTP 409).
+    #[error("package '{0}' is not empty")]
+    PackageNotEmpty(String),
+    /// An action refers to code the store does not hold.
+    #[error("code {0} is missing")]
+    MissingCode(String),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("store migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("cannot use the data dir: {0}")]
+    Io(#[from] std::io::Error),
+    /// A stored document that does not parse (written by an incompatible version?).
+    #[error("corrupt document in the store: {0}")]
+    Corrupt(String),
+    /// The activation writer stopped (the store was closed).
+    #[error("the activation writer has stopped")]
+    WriterClosed,
+    /// The activation writer gave up on a batch (the disk is full or read-only?).
+    #[error("writing activation records failed: {0}")]
+    WriteFailed(String),
+    /// A store URL this build cannot open.
+    #[error("unsupported store URL {0:?}")]
+    Unsupported(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A user: one namespace, one `uuid:key` credential.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct User {
+    pub name: String,
+    pub namespace: String,
+    pub uuid: String,
+}
+
+/// A user's credential, in the clear: only returned when created or set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credentials {
+    pub uuid: String,
+    pub key: String,
+}
+
+impl Credentials {
+    /// A fresh random credential (uuid v4, 64-character key), as OpenWhisk generates them.
+    pub fn generate() -> Self {
+        use rand::Rng as _;
+        let key: String = rand::rng()
+            .sample_iter(rand::distr::Alphanumeric)
+            .take(64)
+            .map(char::from)
+            .collect();
+        Credentials {
+            uuid: uuid::Uuid::new_v4().to_string(),
+            key,
+        }
+    }
+
+    /// Parses `uuid:key`.
+    pub fn parse(auth: &str) -> Option<Self> {
+        let (uuid, key) = auth.split_once(':')?;
+        if uuid.is_empty() || key.is_empty() || uuid.len() > 256 || key.len() > 256 {
+            return None;
+        }
+        Some(Credentials {
+            uuid: uuid.to_string(),
+            key: key.to_string(),
+        })
+    }
+
+    /// `uuid:key`.
+    pub fn auth(&self) -> String {
+        format!("{}:{}", self.uuid, self.key)
+    }
+}
+
+/// sha256 hex of a key: what the store keeps.
+pub fn hash_key(key: &str) -> String {
+    use sha2::Digest as _;
+    hex::encode(sha2::Sha256::digest(key.as_bytes()))
+}
+
+/// Constant-time comparison of a presented key with a stored hash.
+pub fn key_matches(key: &str, stored_hash: &str) -> bool {
+    use subtle::ConstantTimeEq as _;
+    hash_key(key)
+        .as_bytes()
+        .ct_eq(stored_hash.as_bytes())
+        .into()
+}
+
+/// A stored identity, as authentication needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredIdentity {
+    pub name: String,
+    pub namespace: String,
+    pub uuid: String,
+    pub key_hash: String,
+}
+
+/// Where an entity lives: namespace, optional package, name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct EntityKey {
+    pub namespace: String,
+    pub package: Option<String>,
+    pub name: String,
+}
+
+impl EntityKey {
+    pub fn new(namespace: &str, package: Option<&str>, name: &str) -> Self {
+        EntityKey {
+            namespace: namespace.to_string(),
+            package: package.map(str::to_string),
+            name: name.to_string(),
+        }
+    }
+
+    /// `ns` or `ns/pkg`: an action document's `namespace` field.
+    pub fn doc_namespace(&self) -> String {
+        match &self.package {
+            Some(p) => format!("{}/{p}", self.namespace),
+            None => self.namespace.clone(),
+        }
+    }
+
+    /// `/ns/pkg/name` or `/ns/name`.
+    pub fn path(&self) -> String {
+        format!("/{}/{}", self.doc_namespace(), self.name)
+    }
+}
+
+/// `name` or `pkg/name` of a record, from its `path` annotation (`ns/pkg/name`, OpenWhisk's
+/// form, or `/ns/pkg/name`); the record's name when there is none.
+pub fn entity_of(rec: &ActivationRecord) -> String {
+    rec.annotation("path")
+        .and_then(|v| v.as_str())
+        .map(|p| p.trim_start_matches('/'))
+        .and_then(|p| p.split_once('/'))
+        .map(|(_, tail)| tail.to_string())
+        .unwrap_or_else(|| rec.name.clone())
+}
+
+/// Filters of an activation listing (OpenWhisk's `name`, `since`, `upto`, `limit`, `skip`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ActivationFilter {
+    /// Action name (`hello`) or `pkg/name`.
+    pub name: Option<String>,
+    /// Only records that started at or after this epoch ms.
+    pub since: Option<u64>,
+    /// Only records that started at or before this epoch ms.
+    pub upto: Option<u64>,
+    pub limit: u64,
+    pub skip: u64,
+}
+
+impl ActivationFilter {
+    /// Whether `rec` (of the filter's namespace) passes the name and time filters.
+    pub fn matches(&self, rec: &ActivationRecord) -> bool {
+        if let Some(name) = &self.name
+            && rec.name != *name
+            && entity_of(rec) != *name
+        {
+            return false;
+        }
+        if self.since.is_some_and(|s| rec.start < s) {
+            return false;
+        }
+        if self.upto.is_some_and(|u| rec.start > u) {
+            return false;
+        }
+        true
+    }
+}
+
+/// The entity and activation store. Every method is safe to call concurrently.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    // ---- users / namespaces ----
+
+    /// Creates user `name` with namespace `name` and a fresh credential.
+    /// [`StoreError::Conflict`] when the user exists.
+    async fn create_user(&self, name: &str) -> StoreResult<Credentials>;
+    /// Creates user `name` with `creds`, or replaces its credential when it exists.
+    async fn set_user_key(&self, name: &str, creds: &Credentials) -> StoreResult<()>;
+    /// The namespace of the user holding `uuid:key`, if the key matches.
+    async fn authenticate(&self, uuid: &str, key: &str) -> StoreResult<Option<String>> {
+        Ok(self
+            .identity_by_uuid(uuid)
+            .await?
+            .filter(|id| key_matches(key, &id.key_hash))
+            .map(|id| id.namespace))
+    }
+    /// The stored identity of `uuid` (hash included), for authentication.
+    async fn identity_by_uuid(&self, uuid: &str) -> StoreResult<Option<StoredIdentity>>;
+    async fn get_user(&self, name: &str) -> StoreResult<Option<User>>;
+    async fn list_users(&self) -> StoreResult<Vec<User>>;
+    /// Deletes the user, its namespace's actions, packages and activations. `false` if unknown.
+    async fn delete_user(&self, name: &str) -> StoreResult<bool>;
+
+    // ---- actions and code ----
+
+    /// Creates or (with `overwrite`) updates an action. The store sets `namespace`
+    /// (`ns` or `ns/pkg`), `name`, `version` (`0.0.1`, or the stored one bumped) and `updated`.
+    /// `code` is stored under `exec.digest` (which must be set for wasm actions) unless that
+    /// digest is already stored. Returns the document as stored (no code).
+    async fn put_action(
+        &self,
+        key: &EntityKey,
+        doc: ActionDoc,
+        code: Option<Vec<u8>>,
+        overwrite: bool,
+    ) -> StoreResult<ActionDoc>;
+    /// The action (with `exec.digest`, without code).
+    async fn get_action(&self, key: &EntityKey) -> StoreResult<Option<ActionDoc>>;
+    /// Actions of `namespace` (all of them, or only package `package`'s), newest update first.
+    async fn list_actions(
+        &self,
+        namespace: &str,
+        package: Option<&str>,
+        limit: u64,
+        skip: u64,
+    ) -> StoreResult<Vec<ActionDoc>>;
+    async fn count_actions(&self, namespace: &str, package: Option<&str>) -> StoreResult<u64>;
+    /// Deletes the action; returns it, or `None` when it did not exist. Code no other action
+    /// uses is deleted too.
+    async fn delete_action(&self, key: &EntityKey) -> StoreResult<Option<ActionDoc>>;
+    /// A code blob by digest.
+    async fn get_code(&self, digest: &Digest) -> StoreResult<Option<Vec<u8>>>;
+    /// Number of stored code blobs (tests check deduplication with it).
+    async fn count_code(&self) -> StoreResult<u64>;
+
+    // ---- packages ----
+
+    /// Creates or (with `overwrite`) updates a package; the store sets `namespace`, `version`
+    /// and `updated`.
+    async fn put_package(
+        &self,
+        namespace: &str,
+        doc: PackageDoc,
+        overwrite: bool,
+    ) -> StoreResult<PackageDoc>;
+    async fn get_package(&self, namespace: &str, name: &str) -> StoreResult<Option<PackageDoc>>;
+    async fn list_packages(
+        &self,
+        namespace: &str,
+        limit: u64,
+        skip: u64,
+    ) -> StoreResult<Vec<PackageDoc>>;
+    async fn count_packages(&self, namespace: &str) -> StoreResult<u64>;
+    /// Deletes an empty package ([`StoreError::PackageNotEmpty`] otherwise).
+    async fn delete_package(&self, namespace: &str, name: &str) -> StoreResult<Option<PackageDoc>>;
+
+    // ---- activations ----
+
+    /// Queues a record for the batched writer; visible to reads at once.
+    async fn put_activation(&self, record: ActivationRecord) -> StoreResult<()>;
+    /// The record `id` of `namespace`.
+    async fn get_activation(
+        &self,
+        namespace: &str,
+        id: &ActivationId,
+    ) -> StoreResult<Option<ActivationRecord>>;
+    /// Records of `namespace` passing `filter`, newest start first.
+    async fn list_activations(
+        &self,
+        namespace: &str,
+        filter: &ActivationFilter,
+    ) -> StoreResult<Vec<ActivationRecord>>;
+    /// How many records of `namespace` pass `filter` (limit/skip ignored).
+    async fn count_activations(
+        &self,
+        namespace: &str,
+        filter: &ActivationFilter,
+    ) -> StoreResult<u64>;
+    /// Waits until every record queued before this call is durably written.
+    async fn flush(&self) -> StoreResult<()>;
+    /// Flushes and stops background tasks; later writes fail with [`StoreError::WriterClosed`].
+    async fn close(&self) -> StoreResult<()>;
+}
+
+/// Opens the store `config` asks for: the embedded SQLite file in the data dir unless
+/// `config.store` is set, wrapped in the entity cache (whose counters come along for `/metrics`).
+pub async fn open(
+    config: &crate::config::SchedulerConfig,
+) -> StoreResult<(std::sync::Arc<dyn Store>, std::sync::Arc<cache::CacheStats>)> {
+    let inner: std::sync::Arc<dyn Store> = match config.store.as_deref() {
+        None | Some("") => std::sync::Arc::new(
+            sqlite::SqliteStore::open(&config.data_dir, sqlite::SqliteOptions::from_config(config))
+                .await?,
+        ),
+        Some(other) => return Err(StoreError::Unsupported(other.to_string())),
+    };
+    let cached =
+        cache::CachedStore::new(inner, config.entity_cache_capacity, config.entity_cache_ttl);
+    let stats = cached.stats();
+    Ok((std::sync::Arc::new(cached), stats))
+}

@@ -1,0 +1,85 @@
+//! The SQL of the store, written once for SQLite and PostgreSQL: `$N` placeholders (which
+//! SQLite accepts too), plain types (TEXT, BIGINT), JSON documents as TEXT, `ON CONFLICT`
+//! upserts. Schema: `migrations/sqlite/` and `migrations/postgres/` (same tables and columns).
+
+// ---- users ----
+pub const INSERT_USER: &str = "INSERT INTO users (name, namespace, uuid, key_hash, created) \
+     VALUES ($1, $2, $3, $4, $5)";
+pub const UPSERT_USER: &str = "INSERT INTO users (name, namespace, uuid, key_hash, created) \
+     VALUES ($1, $2, $3, $4, $5) \
+     ON CONFLICT (name) DO UPDATE SET uuid = excluded.uuid, key_hash = excluded.key_hash";
+pub const SELECT_USER_BY_NAME: &str = "SELECT name, namespace, uuid FROM users WHERE name = $1";
+pub const SELECT_IDENTITY_BY_UUID: &str =
+    "SELECT name, namespace, uuid, key_hash FROM users WHERE uuid = $1";
+pub const LIST_USERS: &str = "SELECT name, namespace, uuid FROM users ORDER BY name";
+pub const DELETE_USER: &str = "DELETE FROM users WHERE name = $1";
+pub const DELETE_NAMESPACE_ACTIONS: &str = "DELETE FROM actions WHERE namespace = $1";
+pub const DELETE_NAMESPACE_PACKAGES: &str = "DELETE FROM packages WHERE namespace = $1";
+pub const DELETE_NAMESPACE_ACTIVATIONS: &str = "DELETE FROM activations WHERE namespace = $1";
+
+// ---- code ----
+pub const INSERT_CODE: &str = "INSERT INTO code (digest, bytes, size, created) \
+     VALUES ($1, $2, $3, $4) ON CONFLICT (digest) DO NOTHING";
+pub const SELECT_CODE: &str = "SELECT bytes FROM code WHERE digest = $1";
+pub const CODE_EXISTS: &str = "SELECT COUNT(*) FROM code WHERE digest = $1";
+pub const COUNT_CODE: &str = "SELECT COUNT(*) FROM code";
+/// Deletes a code blob no action refers to any more.
+pub const DELETE_UNUSED_CODE: &str = "DELETE FROM code WHERE digest = $1 \
+     AND NOT EXISTS (SELECT 1 FROM actions WHERE digest = $1)";
+pub const DELETE_ALL_UNUSED_CODE: &str =
+    "DELETE FROM code WHERE NOT EXISTS (SELECT 1 FROM actions WHERE actions.digest = code.digest)";
+
+// ---- actions ----
+pub const SELECT_ACTION: &str =
+    "SELECT doc FROM actions WHERE namespace = $1 AND package = $2 AND name = $3";
+pub const SELECT_ACTION_DIGEST: &str =
+    "SELECT version, digest FROM actions WHERE namespace = $1 AND package = $2 AND name = $3";
+pub const UPSERT_ACTION: &str = "INSERT INTO actions \
+     (namespace, package, name, version, digest, updated, doc) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+     ON CONFLICT (namespace, package, name) DO UPDATE SET version = excluded.version, \
+     digest = excluded.digest, updated = excluded.updated, doc = excluded.doc";
+pub const LIST_ACTIONS: &str = "SELECT doc FROM actions WHERE namespace = $1 \
+     ORDER BY updated DESC, package, name LIMIT $2 OFFSET $3";
+pub const LIST_PACKAGE_ACTIONS: &str = "SELECT doc FROM actions WHERE namespace = $1 \
+     AND package = $2 ORDER BY updated DESC, name LIMIT $3 OFFSET $4";
+pub const COUNT_ACTIONS: &str = "SELECT COUNT(*) FROM actions WHERE namespace = $1";
+pub const COUNT_PACKAGE_ACTIONS: &str =
+    "SELECT COUNT(*) FROM actions WHERE namespace = $1 AND package = $2";
+pub const DELETE_ACTION: &str =
+    "DELETE FROM actions WHERE namespace = $1 AND package = $2 AND name = $3";
+
+// ---- packages ----
+pub const SELECT_PACKAGE: &str = "SELECT doc FROM packages WHERE namespace = $1 AND name = $2";
+pub const UPSERT_PACKAGE: &str = "INSERT INTO packages \
+     (namespace, name, version, updated, doc) VALUES ($1, $2, $3, $4, $5) \
+     ON CONFLICT (namespace, name) DO UPDATE SET version = excluded.version, \
+     updated = excluded.updated, doc = excluded.doc";
+pub const LIST_PACKAGES: &str = "SELECT doc FROM packages WHERE namespace = $1 \
+     ORDER BY updated DESC, name LIMIT $2 OFFSET $3";
+pub const COUNT_PACKAGES: &str = "SELECT COUNT(*) FROM packages WHERE namespace = $1";
+pub const DELETE_PACKAGE: &str = "DELETE FROM packages WHERE namespace = $1 AND name = $2";
+
+// ---- activations ----
+pub const INSERT_ACTIVATION: &str = "INSERT INTO activations \
+     (activation_id, namespace, name, entity, start_ms, doc) VALUES ($1, $2, $3, $4, $5, $6) \
+     ON CONFLICT (activation_id) DO NOTHING";
+/// Multi-row form of [`INSERT_ACTIVATION`] for `sqlx::QueryBuilder::push_values`: head, then
+/// the rows, then the tail.
+pub const INSERT_ACTIVATIONS_HEAD: &str =
+    "INSERT INTO activations (activation_id, namespace, name, entity, start_ms, doc) ";
+pub const INSERT_ACTIVATIONS_TAIL: &str = " ON CONFLICT (activation_id) DO NOTHING";
+/// Rows per multi-row insert (6 binds each; well under SQLite's and PostgreSQL's bind limits).
+pub const ACTIVATION_INSERT_CHUNK: usize = 128;
+pub const SELECT_ACTIVATION: &str =
+    "SELECT doc FROM activations WHERE namespace = $1 AND activation_id = $2";
+/// `$2` name (or `pkg/name`) filter, `$3` since, `$4` upto: each `NULL` for none.
+pub const LIST_ACTIVATIONS: &str = "SELECT doc FROM activations WHERE namespace = $1 \
+     AND ($2 IS NULL OR name = $2 OR entity = $2) \
+     AND ($3 IS NULL OR start_ms >= $3) AND ($4 IS NULL OR start_ms <= $4) \
+     ORDER BY start_ms DESC, seq DESC LIMIT $5 OFFSET $6";
+pub const COUNT_ACTIVATIONS: &str = "SELECT COUNT(*) FROM activations WHERE namespace = $1 \
+     AND ($2 IS NULL OR name = $2 OR entity = $2) \
+     AND ($3 IS NULL OR start_ms >= $3) AND ($4 IS NULL OR start_ms <= $4)";
+/// Retention: keeps the newest `$2 + 1` records of namespace `$1` (by insertion order).
+pub const PRUNE_ACTIVATIONS: &str = "DELETE FROM activations WHERE namespace = $1 AND seq < \
+     (SELECT seq FROM activations WHERE namespace = $1 ORDER BY seq DESC LIMIT 1 OFFSET $2)";
