@@ -194,15 +194,16 @@ fn action_create_get_list_invoke_update_delete() {
     );
     env.wisp(["invoke", "trap"]).fails_with("failed (HTTP 502)");
 
-    // A module larger than the server accepts: a clear 413 that says how big it was.
+    // A module larger than the server accepts (48 MB, OpenWhisk's code limit): a clear 413
+    // that says how big it was.
     let mut big = b"\0asm\x01\0\0\0".to_vec();
-    big.resize(2 << 20, 0);
+    big.resize(49 << 20, 0);
     let big_path = env.dir.path().join("big.wasm");
     std::fs::write(&big_path, &big).unwrap();
     let line = env
         .wisp(["action", "create", "big", big_path.to_str().unwrap()])
         .fails_with("HTTP 413");
-    assert!(line.contains("the module is 2048 KB"), "{line}");
+    assert!(line.contains("the module is 50176 KB"), "{line}");
 
     // delete, then everything about it is a clear 404.
     let deleted = env.wisp(["action", "delete", "hello"]).ok();

@@ -26,6 +26,11 @@ pub const CODE_PATH_PREFIX: &str = "/internal/v1/code/";
 pub const CODE_UNKNOWN: &str = "code_unknown";
 /// Largest request body (params included) the REST API and `/run` accept: OpenWhisk's 1 MB.
 pub const MAX_PAYLOAD_BYTES: usize = 1024 * 1024;
+/// Largest action code (the decoded module) an action PUT accepts: OpenWhisk's 48 MB. The rest
+/// of an action document is still held to [`MAX_PAYLOAD_BYTES`].
+pub const MAX_CODE_BYTES: usize = 48 * 1024 * 1024;
+/// Largest body of an action PUT: the base64 of [`MAX_CODE_BYTES`] plus the 1 MB document.
+pub const MAX_ACTION_PUT_BYTES: usize = MAX_CODE_BYTES / 3 * 4 + 4 + MAX_PAYLOAD_BYTES;
 
 /// One activation for a runtime to run.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -489,3 +489,74 @@ async fn packages_hold_actions_and_default_parameters() -> Result<()> {
     assert_eq!(s, StatusCode::NOT_FOUND);
     p.stop().await
 }
+
+/// Appends a custom section of `size` bytes: still a valid module, just bigger.
+fn with_custom_section(wasm: &[u8], size: usize) -> Vec<u8> {
+    fn leb(mut n: usize, out: &mut Vec<u8>) {
+        loop {
+            let byte = (n & 0x7f) as u8;
+            n >>= 7;
+            if n == 0 {
+                out.push(byte);
+                break;
+            }
+            out.push(byte | 0x80);
+        }
+    }
+    let name = b"wisp-test-padding";
+    let mut payload = Vec::with_capacity(size + name.len() + 1);
+    leb(name.len(), &mut payload);
+    payload.extend_from_slice(name);
+    payload.resize(payload.len() + size, 0xab);
+    let mut out = wasm.to_vec();
+    out.push(0); // custom section id
+    leb(payload.len(), &mut out);
+    out.extend_from_slice(&payload);
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn code_over_one_megabyte_is_accepted_up_to_openwhisks_48_mb() -> Result<()> {
+    let p = Platform::start(1).await?;
+    // A 3 MB module: the body is over the 1 MB document limit, but code may be up to 48 MB.
+    let big = with_custom_section(&hello_wasm(), 3 << 20);
+    p.guest.create_action("big", &big).await?;
+    let (s, answer) = p
+        .guest
+        .post(
+            &format!("{ACTIONS}/big?blocking=true&result=true"),
+            &json!({"name": "Big"}),
+        )
+        .await?;
+    assert_eq!(s, StatusCode::OK, "{answer}");
+    assert_eq!(answer["greeting"], "Hello, Big!");
+
+    // The rest of the document is still held to 1 MB, code or not.
+    let mut body = action_body(&hello_wasm());
+    body["parameters"] = json!([{"key": "blob", "value": "x".repeat(1024 * 1024)}]);
+    let (s, answer) = p
+        .guest
+        .put_raw(&format!("{ACTIONS}/params"), body.to_string().into_bytes())
+        .await?;
+    assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE, "{answer}");
+    assert_error(&answer);
+
+    // Code just over 48 MB: 413 naming the limit, and nothing stored.
+    let mut huge = b"\0asm\x01\0\0\0".to_vec();
+    huge.resize((48 << 20) + (100 << 10), 0);
+    let (s, answer) = p
+        .guest
+        .put_raw(
+            &format!("{ACTIONS}/huge"),
+            action_body(&huge).to_string().into_bytes(),
+        )
+        .await?;
+    assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE, "{answer}");
+    assert!(
+        answer["error"].as_str().unwrap().contains("50331648"),
+        "{answer}"
+    );
+    let (s, _) = p.guest.get(&format!("{ACTIONS}/huge")).await?;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    Ok(())
+}

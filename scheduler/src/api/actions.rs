@@ -182,6 +182,31 @@ fn check_keys(what: &str, list: &[KeyValue]) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// An action PUT may carry up to 48 MB of code (OpenWhisk's limit); everything else in the
+/// document is held to the API's 1 MB body limit.
+fn check_put_size(
+    object: &serde_json::Map<String, Value>,
+    body_len: usize,
+    limit: usize,
+) -> Result<(), ApiError> {
+    let code_len = object
+        .get("exec")
+        .and_then(|e| e.get("code"))
+        .and_then(Value::as_str)
+        .map_or(0, str::len);
+    if body_len.saturating_sub(code_len) > limit {
+        return Err(ApiError::PayloadTooLarge { limit });
+    }
+    let decoded = code_len / 4 * 3;
+    if decoded > wisp_core::run::MAX_CODE_BYTES {
+        return Err(ApiError::CodeTooLarge {
+            size: decoded,
+            limit: wisp_core::run::MAX_CODE_BYTES,
+        });
+    }
+    Ok(())
+}
+
 /// Builds the document to store from a PUT body and the existing action (for an update).
 fn prepare(
     put: ActionPut,
@@ -240,7 +265,9 @@ pub async fn put_action(
 ) -> Result<Json<ActionDoc>, ApiError> {
     let key = action_key(&identity, &path)?;
     let overwrite = query_flag(&query, "overwrite")?;
-    let put: ActionPut = from_object(json_object(&body)?)?;
+    let object = json_object(&body)?;
+    check_put_size(&object, body.len(), state.config.max_body_bytes)?;
+    let put: ActionPut = from_object(object)?;
     if let Some(pkg) = &key.package {
         let package = state.store.get_package(&key.namespace, pkg).await?;
         match package {

@@ -34,6 +34,9 @@ pub enum ApiError {
     /// 413.
     #[error("The request content was too large: the limit is {limit} bytes.")]
     PayloadTooLarge { limit: usize },
+    /// 413: action code over OpenWhisk's 48 MB.
+    #[error("The action code is {size} bytes, over the limit of {limit} bytes.")]
+    CodeTooLarge { size: usize, limit: usize },
     /// 501: a feature of a later version (triggers, rules, sequence invokes...).
     #[error("{0}")]
     NotImplemented(String),
@@ -61,7 +64,9 @@ impl ApiError {
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::PayloadTooLarge { .. } | ApiError::CodeTooLarge { .. } => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
             ApiError::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -85,7 +90,7 @@ impl ApiError {
             ApiError::NotFound => "not_found",
             ApiError::Conflict(_) => "conflict",
             ApiError::BadRequest(_) => "bad_request",
-            ApiError::PayloadTooLarge { .. } => "payload_too_large",
+            ApiError::PayloadTooLarge { .. } | ApiError::CodeTooLarge { .. } => "payload_too_large",
             ApiError::NotImplemented(_) => "not_implemented",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::Internal(_) => "internal_error",

@@ -17,6 +17,7 @@ pub use error::{ApiError, code_for_status};
 use std::collections::HashMap;
 
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::handler::Handler as _;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -38,7 +39,11 @@ pub fn router(state: AppState) -> Router {
     let limit = state.config.max_body_bytes;
     let action_routes = || {
         get(actions::get_action)
-            .put(actions::put_action)
+            // Code may be up to 48 MB; put_action holds the rest of the document to `limit`.
+            .put(
+                actions::put_action
+                    .layer(DefaultBodyLimit::max(wisp_core::run::MAX_ACTION_PUT_BYTES)),
+            )
             .delete(actions::delete_action)
             // B: invoke route
             .post(crate::invoke::invoke_route)
@@ -131,6 +136,12 @@ async fn track(State(state): State<AppState>, req: Request, next: Next) -> Respo
 /// Turns every error answer that is not JSON (axum's rejections: 413, 405, bad paths...) into
 /// the API's `{error, code}` JSON.
 pub async fn json_errors(req: Request, next: Next) -> Response {
+    let body_limit =
+        if req.method() == axum::http::Method::PUT && req.uri().path().contains("/actions/") {
+            wisp_core::run::MAX_ACTION_PUT_BYTES
+        } else {
+            wisp_core::run::MAX_PAYLOAD_BYTES
+        };
     let response = next.run(req).await;
     let status = response.status();
     if !(status.is_client_error() || status.is_server_error()) {
@@ -150,10 +161,9 @@ pub async fn json_errors(req: Request, next: Next) -> Response {
         .map(|b| String::from_utf8_lossy(&b).trim().to_string())
         .unwrap_or_default();
     let message = match status {
-        StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge {
-            limit: wisp_core::run::MAX_PAYLOAD_BYTES,
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            ApiError::PayloadTooLarge { limit: body_limit }.to_string()
         }
-        .to_string(),
         StatusCode::METHOD_NOT_ALLOWED => {
             "The requested method is not allowed for this resource.".into()
         }
