@@ -79,8 +79,12 @@ pub enum Command {
     Logs(commands::activation::IdArgs),
     /// The result of an activation (shortcut for `activation result`, like `ops result`).
     Result(commands::activation::IdArgs),
-    /// Create, update, get, list and delete packages.
+    /// Create, update, get, list, delete and bind packages.
     Package(commands::package::PackageArgs),
+    /// Create, update, get, list, delete and fire triggers (`--feed alarm` for periodic ones).
+    Trigger(commands::trigger::TriggerArgs),
+    /// Create, enable, disable, get, list and delete rules (trigger → action).
+    Rule(commands::rule::RuleArgs),
     /// List your namespaces.
     Namespace(commands::namespace::NamespaceArgs),
     /// Print the web URL of an action.
@@ -143,6 +147,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Logs(args) => activation::logs(&ctx, args).await,
         Command::Result(args) => activation::result(&ctx, args).await,
         Command::Package(args) => package::run(&ctx, args).await,
+        Command::Trigger(args) => trigger::run(&ctx, args).await,
+        Command::Rule(args) => rule::run(&ctx, args).await,
         Command::Namespace(args) => namespace::run(&ctx, args).await,
         Command::Url(args) => url::run(&ctx, args).await,
         Command::Admin(args) => admin::run(&ctx, args).await,

@@ -2,12 +2,15 @@
 //! key: `Authorization: Bearer <WISP_ADMIN_KEY>` (401 otherwise; 403 "admin API disabled" when no
 //! admin key is configured).
 //!
-//! - `POST /admin/v1/users` `{"name": "alice"}` (optional `"auth": "uuid:key"`) → 201
-//!   `{name, namespace, uuid, key, auth}`; 409 when the user exists.
+//! - `POST /admin/v1/users` `{"name": "alice"}` (optional `"auth": "uuid:key"`, optional
+//!   `"dedicatedRuntimes": N`) → 201 `{name, namespace, uuid, key, auth, dedicatedRuntimes}`; 409
+//!   when the user exists. On Kubernetes it also applies namespace `wisp-user-NAME` (see
+//!   [`crate::kube`]); if that fails the user is removed again and the answer is 500. N > 0
+//!   without Kubernetes, or over the maximum, is a 400.
 //! - `GET /admin/v1/users` → `[{name, namespace, uuid}]`.
 //! - `GET /admin/v1/users/{name}` → `{name, namespace, uuid}` / 404.
 //! - `DELETE /admin/v1/users/{name}` → 200 (the user, its namespace's entities and activations
-//!   are deleted) / 404.
+//!   are deleted; on Kubernetes first its `wisp-user-NAME` namespace) / 404.
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -61,6 +64,8 @@ struct AddUser {
     name: String,
     #[serde(default)]
     auth: Option<String>,
+    #[serde(default, rename = "dedicatedRuntimes")]
+    dedicated_runtimes: u32,
 }
 
 async fn add_user(
@@ -71,6 +76,10 @@ async fn add_user(
     check_admin(&state, &headers)?;
     let req: AddUser = from_object(json_object(&body)?)?;
     validate_user_name(&req.name)?;
+    state
+        .provisioner
+        .check_user(&req.name, req.dedicated_runtimes)
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
     let creds = match req.auth.as_deref() {
         None => state
             .store
@@ -95,6 +104,20 @@ async fn add_user(
             creds
         }
     };
+    if let Err(e) = state
+        .provisioner
+        .add_user(&req.name, &creds.auth(), req.dedicated_runtimes)
+        .await
+    {
+        tracing::error!(user = %req.name, error = %e, "cannot provision the user's namespace");
+        if let Err(undo) = state.store.delete_user(&req.name).await {
+            tracing::error!(user = %req.name, error = %undo, "cannot remove the user again");
+        }
+        return Err(ApiError::Internal(format!(
+            "cannot create the Kubernetes namespace of user '{}': {e}",
+            req.name
+        )));
+    }
     Ok((
         StatusCode::CREATED,
         Json(json!({
@@ -103,6 +126,7 @@ async fn add_user(
             "uuid": creds.uuid,
             "key": creds.key,
             "auth": creds.auth(),
+            "dedicatedRuntimes": req.dedicated_runtimes,
         })),
     ))
 }
@@ -136,6 +160,17 @@ async fn delete_user(
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     check_admin(&state, &headers)?;
+    if state.provisioner.is_enabled() {
+        // Namespace first: if that fails the user is still there and a retry deletes both.
+        if state.store.get_user(&name).await?.is_none() {
+            return Err(ApiError::NotFound);
+        }
+        state.provisioner.delete_user(&name).await.map_err(|e| {
+            ApiError::Internal(format!(
+                "cannot delete the Kubernetes namespace of user '{name}': {e}"
+            ))
+        })?;
+    }
     if state.store.delete_user(&name).await? {
         Ok(Json(json!({"name": name, "deleted": true})))
     } else {

@@ -55,6 +55,17 @@ pub struct SchedulerArgs {
     /// `uuid:key` for the initial user.
     #[arg(long, env = "WISP_INITIAL_AUTH", hide_env_values = true)]
     pub initial_auth: Option<String>,
+    /// Kubernetes: per-user namespaces and runtime pod discovery. `auto` = on when running in a
+    /// pod (`KUBERNETES_SERVICE_HOST` set).
+    #[arg(long, env = "WISP_KUBERNETES", value_enum, default_value = "auto")]
+    pub kubernetes: crate::kube::KubeMode,
+    /// Image of dedicated runtimes (`wisp admin user add --dedicated-runtimes N`).
+    #[arg(long, env = "WISP_RUNTIME_IMAGE")]
+    pub runtime_image: Option<String>,
+    /// Overrides of each user namespace's ResourceQuota, `RESOURCE=QUANTITY` (repeatable; the
+    /// env var takes a comma-separated list), e.g. `pods=4,limits.memory=4Gi`.
+    #[arg(long = "user-quota", env = "WISP_USER_QUOTA", value_delimiter = ',')]
+    pub user_quota: Vec<String>,
 }
 
 impl SchedulerArgs {
@@ -65,6 +76,16 @@ impl SchedulerArgs {
 
     /// The library configuration these flags describe.
     pub fn into_config(self) -> SchedulerConfig {
+        let kubernetes = self
+            .kubernetes
+            .enabled(std::env::var("KUBERNETES_SERVICE_HOST").ok().as_deref());
+        let mut kube_settings = crate::kube::KubeSettings {
+            runtime_token: self.runtime_token.clone().filter(|t| !t.is_empty()),
+            ..crate::kube::KubeSettings::default()
+        };
+        if let Some(image) = self.runtime_image.filter(|i| !i.trim().is_empty()) {
+            kube_settings.runtime_image = image;
+        }
         let api_host = self
             .api_host
             .unwrap_or_else(|| format!("http://127.0.0.1:{}", self.port));
@@ -82,6 +103,9 @@ impl SchedulerArgs {
             api_host: Some(api_host),
             activation_retention: self.activation_retention,
             cluster_size: self.cluster_size.max(1),
+            kubernetes,
+            kube_settings,
+            user_quota: self.user_quota,
             ..SchedulerConfig::default()
         }
     }
@@ -118,6 +142,13 @@ pub struct SchedulerConfig {
     pub entity_cache_ttl: Duration,
     /// Largest request body of the REST API.
     pub max_body_bytes: usize,
+    /// Talk to Kubernetes (per-user namespaces, runtime discovery). Off by default: only the
+    /// `wisp-scheduler` binary turns it on (`--kubernetes`).
+    pub kubernetes: bool,
+    /// Shape of the per-user objects (used when `kubernetes`).
+    pub kube_settings: crate::kube::KubeSettings,
+    /// `--user-quota` items, applied over `kube_settings.quota` at start (bad ones fail it).
+    pub user_quota: Vec<String>,
 }
 
 impl Default for SchedulerConfig {
@@ -137,6 +168,9 @@ impl Default for SchedulerConfig {
             entity_cache_capacity: 10_000,
             entity_cache_ttl: Duration::from_secs(300),
             max_body_bytes: wisp_core::run::MAX_PAYLOAD_BYTES,
+            kubernetes: false,
+            kube_settings: crate::kube::KubeSettings::default(),
+            user_quota: Vec::new(),
         }
     }
 }
@@ -181,5 +215,41 @@ mod tests {
         let args = SchedulerArgs::try_parse_from(["wisp-scheduler"]).unwrap();
         assert_eq!(args.port, 3233);
         assert!(args.store.is_empty());
+        assert_eq!(args.kubernetes, crate::kube::KubeMode::Auto);
+        assert!(
+            !SchedulerConfig::default().kubernetes,
+            "the library never assumes a cluster"
+        );
+    }
+
+    #[test]
+    fn kubernetes_flags() {
+        let config = SchedulerArgs::try_parse_from([
+            "wisp-scheduler",
+            "--kubernetes",
+            "on",
+            "--runtime-image",
+            "registry.example/wisp-runtime:1.2.3",
+            "--user-quota",
+            "pods=2,limits.memory=2Gi",
+            "--runtime-token",
+            "t",
+        ])
+        .unwrap()
+        .into_config();
+        assert!(config.kubernetes);
+        assert_eq!(
+            config.kube_settings.runtime_image,
+            "registry.example/wisp-runtime:1.2.3"
+        );
+        assert_eq!(config.kube_settings.runtime_token.as_deref(), Some("t"));
+        assert_eq!(config.user_quota, ["pods=2", "limits.memory=2Gi"]);
+        let off = SchedulerArgs::try_parse_from(["wisp-scheduler", "--kubernetes", "off"])
+            .unwrap()
+            .into_config();
+        assert!(!off.kubernetes);
+        assert!(
+            SchedulerArgs::try_parse_from(["wisp-scheduler", "--kubernetes", "maybe"]).is_err()
+        );
     }
 }

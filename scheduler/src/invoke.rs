@@ -868,6 +868,10 @@ impl From<ResolveError> for ApiError {
 /// Looks up action `ns[/pkg]/name` for `caller` (a namespace): the caller's own, or another
 /// namespace's when the action (or its package) is published ([`ResolveError::Forbidden`] when it
 /// exists but is private). Merges the package's parameters under the action's.
+///
+/// When `pkg` is a package binding, the action is the bound package's, and the parameters are
+/// merged as OpenWhisk merges them: bound package < binding < action (< invocation, merged by the
+/// caller). The bound package must still be the caller's or published.
 pub async fn resolve(
     store: &dyn Store,
     caller: &str,
@@ -875,15 +879,45 @@ pub async fn resolve(
     pkg: Option<&str>,
     name: &str,
 ) -> Result<Resolved, ResolveError> {
+    let package = match pkg {
+        Some(p) => store.get_package(ns, p).await?,
+        None => None,
+    };
+    if let Some(binding_pkg) = package.as_ref()
+        && let Some(binding) = &binding_pkg.binding
+    {
+        if ns != caller && !binding_pkg.publish {
+            return Err(ResolveError::Forbidden);
+        }
+        let bound = store
+            .get_package(&binding.namespace, &binding.name)
+            .await?
+            .ok_or(ResolveError::NotFound)?;
+        if binding.namespace != ns && !bound.publish {
+            // The bound package is another namespace's and no longer shared.
+            return Err(ResolveError::Forbidden);
+        }
+        let key = EntityKey::new(&binding.namespace, Some(&binding.name), name);
+        let action = store
+            .get_action(&key)
+            .await?
+            .ok_or(ResolveError::NotFound)?;
+        let defaults = merge_params([
+            bound.parameters.as_slice(),
+            binding_pkg.parameters.as_slice(),
+            action.parameters.as_slice(),
+        ]);
+        return Ok(Resolved {
+            path: key.path(),
+            action,
+            defaults,
+        });
+    }
     let key = EntityKey::new(ns, pkg, name);
     let action = store
         .get_action(&key)
         .await?
         .ok_or(ResolveError::NotFound)?;
-    let package = match pkg {
-        Some(p) => store.get_package(ns, p).await?,
-        None => None,
-    };
     if ns != caller && !action.publish && !package.as_ref().is_some_and(|p| p.publish) {
         return Err(ResolveError::Forbidden);
     }

@@ -14,14 +14,21 @@
 //!   `Lease` lives as long as one activation.
 //! - [`invoke::Invoker`]: cheap to clone; one keep-alive HTTP client to the runtimes per process.
 //! - [`state::AppState`]: a few `Arc`s cloned into every handler.
+//! - [`kube::Provisioner`] and [`kube::RuntimePools`] (in the state): per-user namespaces and
+//!   per-user balancers of dedicated runtimes; both inert unless `config.kubernetes` (then a pod
+//!   reflector task runs for the scheduler's lifetime, see [`kube`]).
+//! - [`alarm`]: the built-in alarm feed; one poller task per scheduler (a query a second) fires
+//!   periodic triggers, claiming each tick in the store so replicas fire it once.
 //! - [`api::router`]: the axum app (OpenWhisk API v1, admin API, code endpoint, health, metrics).
 
 pub mod admin;
+pub mod alarm;
 pub mod api;
 pub mod auth;
 pub mod balancer;
 pub mod config;
 pub mod invoke;
+pub mod kube;
 pub mod metrics;
 pub mod runtime_client;
 pub mod state;
@@ -73,23 +80,59 @@ impl Scheduler {
             client.clone(),
         );
         let background = CancellationToken::new();
-        balancer.spawn_health_task(
-            Arc::new(RuntimeProber::new(client)),
-            background.child_token(),
+        let prober = Arc::new(RuntimeProber::new(client));
+        balancer.spawn_health_task(Arc::clone(&prober), background.child_token());
+        let health: crate::kube::discovery::HealthSpawner = Box::new(move |b, stop| {
+            b.spawn_health_task(Arc::clone(&prober), stop);
+        });
+        let pools = Arc::new(
+            crate::kube::RuntimePools::new(balancer.clone())
+                .with_health(health, background.child_token()),
         );
+        let provisioner = if config.kubernetes {
+            let settings = config
+                .kube_settings
+                .clone()
+                .with_quota_overrides(&config.user_quota)
+                .map_err(anyhow::Error::msg)?;
+            let client = crate::kube::connect()
+                .await
+                .context("Kubernetes is on (--kubernetes) but unreachable")?;
+            if config.runtimes.is_empty() {
+                tracing::info!("discovering runtimes from pods labelled wisp.dev/runtime=true");
+                crate::kube::spawn_discovery(
+                    client.clone(),
+                    Arc::clone(&pools),
+                    background.child_token(),
+                );
+            }
+            crate::kube::Provisioner::Kube(crate::kube::KubeProvisioner::new(client, settings))
+        } else {
+            crate::kube::Provisioner::Off
+        };
         let state = AppState {
+            provisioner,
+            pools,
             store,
             balancer,
             invoker,
             config,
             metrics: Arc::new(Metrics::new(Some(cache_stats))),
         };
+        alarm::spawn_poller(state.clone(), background.child_token());
         Ok(Scheduler { state, background })
     }
 
     /// The shared state (store, balancer, invoker, config, metrics).
     pub fn state(&self) -> &AppState {
         &self.state
+    }
+
+    /// The same scheduler with another provisioner of per-user namespaces (tests: a
+    /// `kube::Client` over a mock service).
+    pub fn with_provisioner(mut self, provisioner: crate::kube::Provisioner) -> Self {
+        self.state.provisioner = provisioner;
+        self
     }
 
     /// Creates user/namespace `name` if missing. With `auth` = Some("uuid:key") the user's key

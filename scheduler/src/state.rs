@@ -20,4 +20,8 @@ pub struct AppState {
     pub invoker: Invoker,
     pub config: Arc<SchedulerConfig>,
     pub metrics: Arc<Metrics>,
+    /// Per-user Kubernetes namespaces ([`crate::kube::Provisioner::Off`] without a cluster).
+    pub provisioner: crate::kube::Provisioner,
+    /// The shared balancer (= `balancer`) and the per-user balancers of dedicated runtimes.
+    pub pools: Arc<crate::kube::RuntimePools>,
 }

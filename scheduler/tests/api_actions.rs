@@ -421,6 +421,16 @@ async fn bad_input_is_refused_and_leaves_the_store_unchanged() -> Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sequences_are_stored_with_qualified_components() -> Result<()> {
     let p = Platform::start(1).await?;
+    // Components must exist (issue 5: missing ones are refused, see composition_api.rs).
+    let (s, _) = p
+        .guest
+        .put("/api/v1/namespaces/_/packages/pkg", &json!({}))
+        .await?;
+    assert_eq!(s, StatusCode::OK);
+    let echo = wisp_testkit::function_bytes("echo");
+    for name in ["a", "pkg/b", "c", "d"] {
+        p.guest.create_action(name, &echo).await?;
+    }
     let body =
         json!({"exec": {"kind": "sequence", "components": ["a", "pkg/b", "/guest/c", "/_/d"]}});
     let (s, doc) = p.guest.put(&format!("{ACTIONS}/seq"), &body).await?;

@@ -38,6 +38,9 @@ pub enum UserCommand {
     Add {
         /// User (and namespace) name.
         name: String,
+        /// On Kubernetes: run N runtime pods in the user's namespace that only serve this user.
+        #[arg(long = "dedicated-runtimes", value_name = "N", default_value_t = 0)]
+        dedicated_runtimes: u32,
     },
     /// Delete a user, with its namespace's entities and activations.
     Delete {
@@ -58,11 +61,17 @@ pub async fn run(ctx: &Ctx, args: AdminArgs) -> anyhow::Result<()> {
     let client = Client::new(settings.require_apihost()?, Auth::Bearer(key))?;
     let AdminCommand::User { command } = args.command;
     match command {
-        UserCommand::Add { name } => {
+        UserCommand::Add {
+            name,
+            dedicated_runtimes,
+        } => {
             wisp_core::names::validate(&name)
                 .with_context(|| format!("invalid user name {name:?}"))?;
             let body = client
-                .post(&["admin", "v1", "users"], &json!({ "name": name }))
+                .post(
+                    &["admin", "v1", "users"],
+                    &json!({ "name": name, "dedicatedRuntimes": dedicated_runtimes }),
+                )
                 .await
                 .with_context(|| format!("cannot add user {name}"))?;
             let auth = str_field(&body, "auth");

@@ -8,6 +8,8 @@ pub mod invoke;
 pub mod namespace;
 pub mod package;
 pub mod property;
+pub mod rule;
+pub mod trigger;
 pub mod up;
 pub mod url;
 

@@ -1,4 +1,4 @@
-//! `wisp package create|update|get|list|delete`.
+//! `wisp package create|update|get|list|delete|bind`.
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand, ValueEnum};
@@ -28,6 +28,21 @@ pub enum PackageCommand {
     List(ListArgs),
     /// Delete a package (it must hold no actions).
     Delete(NameArg),
+    /// Bind a package (yours, or another namespace's shared one) under a new name with
+    /// parameters of your own: package < binding < action < invocation.
+    Bind(BindArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BindArgs {
+    /// The package to bind (`name` or `/namespace/name`).
+    pub package: String,
+    /// The binding's name (in your namespace).
+    pub name: String,
+    #[command(flatten)]
+    pub params: ParamArgs,
+    #[command(flatten)]
+    pub annotations: AnnotationArgs,
 }
 
 /// `--shared yes|no`.
@@ -75,7 +90,43 @@ pub async fn run(ctx: &Ctx, args: PackageArgs) -> anyhow::Result<()> {
         PackageCommand::Get(a) => get(ctx, a).await,
         PackageCommand::List(a) => list(ctx, a).await,
         PackageCommand::Delete(a) => delete(ctx, a).await,
+        PackageCommand::Bind(a) => bind(ctx, a).await,
     }
+}
+
+async fn bind(ctx: &Ctx, args: BindArgs) -> anyhow::Result<()> {
+    let target = package_ref(&args.package)?;
+    let binding = package_ref(&args.name)?;
+    let body = json!({
+        "name": binding.qname.name,
+        "binding": {"namespace": target.namespace(), "name": target.qname.name},
+        "parameters": key_values(&args.params.to_map()?),
+        "annotations": key_values(&args.annotations.to_map()?),
+    });
+    let doc = ctx
+        .client()?
+        .put(
+            &binding.segments("packages"),
+            &[("overwrite", "false".to_string())],
+            &body,
+        )
+        .await
+        .with_context(|| {
+            format!(
+                "cannot bind package {} as {}",
+                target.display(),
+                binding.display()
+            )
+        })?;
+    ctx.out.ok(
+        &format!(
+            "created binding {} to package {}",
+            binding.display(),
+            target.display()
+        ),
+        || doc.clone(),
+    );
+    Ok(())
 }
 
 /// A package name: `name` or `/ns/name` (packages do not nest).

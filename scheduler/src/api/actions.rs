@@ -292,6 +292,9 @@ pub async fn put_action(
         )));
     }
     let prepared = prepare(put, &key, existing.as_ref())?;
+    if let Exec::Sequence { components } = &prepared.doc.exec {
+        check_sequence(&state, &key, components).await?;
+    }
     if let (
         Some(bytes),
         Exec::Wasm {
@@ -319,6 +322,70 @@ pub async fn put_action(
     Ok(Json(stored))
 }
 
+/// Refuses a sequence whose components do not exist (or are not shared with the caller), or
+/// that contains itself, directly or through other sequences.
+async fn check_sequence(
+    state: &AppState,
+    key: &EntityKey,
+    components: &[String],
+) -> Result<(), ApiError> {
+    use crate::invoke::{MAX_SEQUENCE_DEPTH, ResolveError, resolve, split_fqn};
+    let me = key.path();
+    // (component, the top-level component it was reached through, depth)
+    let mut stack: Vec<(String, String, usize)> = components
+        .iter()
+        .rev()
+        .map(|c| (c.clone(), c.clone(), 1))
+        .collect();
+    let mut seen = std::collections::HashSet::new();
+    while let Some((component, top, depth)) = stack.pop() {
+        let missing =
+            || ApiError::bad_request(format!("Sequence component does not exist: {component}."));
+        if component == me {
+            return Err(ApiError::bad_request(format!(
+                "The sequence {me} may not contain itself (component {component})."
+            )));
+        }
+        let (ns, pkg, name) = split_fqn(&component).ok_or_else(missing)?;
+        let resolved = match resolve(&*state.store, &key.namespace, ns, pkg, name).await {
+            Ok(r) => r,
+            // Only the sequence's own components must exist; a nested sequence with a dangling
+            // component fails when it runs.
+            Err(ResolveError::NotFound | ResolveError::Forbidden) if depth == 1 => {
+                return Err(missing());
+            }
+            Err(ResolveError::NotFound | ResolveError::Forbidden) => continue,
+            Err(ResolveError::Store(e)) => return Err(e.into()),
+        };
+        if resolved.path == me {
+            return Err(ApiError::bad_request(if depth == 1 {
+                format!("The sequence {me} may not contain itself (component {component}).")
+            } else {
+                format!(
+                    "The sequence {me} may not contain itself: its component {top} is a \
+                     sequence that leads back to it."
+                )
+            }));
+        }
+        if let Exec::Sequence { components: inner } = &resolved.action.exec {
+            if depth >= MAX_SEQUENCE_DEPTH {
+                return Err(ApiError::bad_request(format!(
+                    "Sequences may nest at most {MAX_SEQUENCE_DEPTH} deep (through component {top})."
+                )));
+            }
+            if seen.insert(resolved.path.clone()) {
+                stack.extend(
+                    inner
+                        .iter()
+                        .rev()
+                        .map(|c| (c.clone(), top.clone(), depth + 1)),
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
 /// `GET .../actions/[{pkg}/]{name}[?code=true]`.
 pub async fn get_action(
     State(state): State<AppState>,
@@ -326,13 +393,31 @@ pub async fn get_action(
     Path(path): Path<std::collections::HashMap<String, String>>,
     Query(query): Query<QueryMap>,
 ) -> Result<Json<ActionDoc>, ApiError> {
-    let key = action_key(&identity, &path)?;
     let with_code = query_flag(&query, "code")?;
-    let mut doc = state
-        .store
-        .get_action(&key)
-        .await?
-        .ok_or(ApiError::NotFound)?;
+    let own = match action_key(&identity, &path) {
+        Ok(key) => state.store.get_action(&key).await?,
+        // Another namespace's action: readable when it (or its package) is published.
+        Err(ApiError::Forbidden) => None,
+        Err(e) => return Err(e),
+    };
+    let mut doc = match own {
+        Some(doc) => doc,
+        // Not the caller's own: another namespace's shared action, or one read through a
+        // package binding.
+        None => {
+            let ns = path.get("ns").ok_or(ApiError::NotFound)?;
+            let ns = if ns == "_" {
+                identity.namespace.as_str()
+            } else {
+                ns
+            };
+            let name = path.get("name").ok_or(ApiError::NotFound)?;
+            let pkg = path.get("pkg").map(String::as_str);
+            crate::invoke::resolve(&*state.store, &identity.namespace, ns, pkg, name)
+                .await?
+                .action
+        }
+    };
     if with_code
         && let Exec::Wasm {
             code,

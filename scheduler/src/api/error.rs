@@ -18,6 +18,9 @@ pub enum ApiError {
     /// 403: another namespace's (private) resource.
     #[error("The supplied authentication is not authorized to access this resource.")]
     Forbidden,
+    /// 403 with a reason (a binding to another namespace's private package...).
+    #[error("{0}")]
+    Denied(String),
     /// 403: the admin API without a configured admin key.
     #[error("admin API disabled: no admin key is configured (WISP_ADMIN_KEY)")]
     AdminDisabled,
@@ -60,7 +63,9 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden | ApiError::AdminDisabled => StatusCode::FORBIDDEN,
+            ApiError::Forbidden | ApiError::Denied(_) | ApiError::AdminDisabled => {
+                StatusCode::FORBIDDEN
+            }
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
@@ -85,7 +90,7 @@ impl ApiError {
     pub fn code(&self) -> &'static str {
         match self {
             ApiError::Unauthorized => "unauthorized",
-            ApiError::Forbidden => "forbidden",
+            ApiError::Forbidden | ApiError::Denied(_) => "forbidden",
             ApiError::AdminDisabled => "admin_disabled",
             ApiError::NotFound => "not_found",
             ApiError::Conflict(_) => "conflict",

@@ -1,7 +1,7 @@
 //! The REST API (OpenWhisk API v1 compatible): the router and the entity handlers.
 //!
 //! [`router`] builds the whole axum app from an [`AppState`]: namespaces, actions (CRUD here;
-//! invoke is `crate::invoke::invoke_route`), packages, activations, web actions
+//! invoke is `crate::invoke::invoke_route`), packages, triggers (`POST` fires), rules, activations, web actions
 //! (`crate::web::web_route`), the admin API, the runtimes' code endpoint, `/health`, `/ready` and
 //! `/metrics`. Every error of the API routes is JSON `{error, code}` — axum's own rejections
 //! (body too large, method not allowed...) included, via the [`json_errors`] layer. Request bodies
@@ -11,6 +11,8 @@ pub mod actions;
 pub mod activations;
 mod error;
 pub mod packages;
+pub mod rules;
+pub mod triggers;
 
 pub use error::{ApiError, code_for_status};
 
@@ -95,10 +97,25 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/namespaces/{ns}/activations/{id}/result",
             get(activations::get_result),
         )
-        .route("/api/v1/namespaces/{ns}/triggers", any(not_yet))
-        .route("/api/v1/namespaces/{ns}/triggers/{*rest}", any(not_yet))
-        .route("/api/v1/namespaces/{ns}/rules", any(not_yet))
-        .route("/api/v1/namespaces/{ns}/rules/{*rest}", any(not_yet))
+        .route(
+            "/api/v1/namespaces/{ns}/triggers",
+            get(triggers::list_triggers),
+        )
+        .route(
+            "/api/v1/namespaces/{ns}/triggers/{name}",
+            get(triggers::get_trigger)
+                .put(triggers::put_trigger)
+                .delete(triggers::delete_trigger)
+                .post(triggers::fire_trigger),
+        )
+        .route("/api/v1/namespaces/{ns}/rules", get(rules::list_rules))
+        .route(
+            "/api/v1/namespaces/{ns}/rules/{name}",
+            get(rules::get_rule)
+                .put(rules::put_rule)
+                .delete(rules::delete_rule)
+                .post(rules::set_rule_status),
+        )
         .route(
             &format!("{CODE_PATH_PREFIX}{{digest}}"),
             get(crate::runtime_client::code_route),
@@ -182,13 +199,6 @@ pub async fn json_errors(req: Request, next: Next) -> Response {
 
 async fn not_found() -> ApiError {
     ApiError::NotFound
-}
-
-/// Triggers and rules (the composition issue): authenticated, then 501.
-async fn not_yet(_identity: Identity) -> ApiError {
-    ApiError::NotImplemented(
-        "Triggers and rules are not supported by this version of wisp yet.".into(),
-    )
 }
 
 /// `GET /`: OpenWhisk's API root document.

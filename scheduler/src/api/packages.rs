@@ -3,7 +3,10 @@
 //! A package groups actions and gives them default parameters (package < action < invocation).
 //! `GET` answers the package with its `actions` (name, version, annotations), as OpenWhisk does.
 //! A package still holding actions cannot be deleted (409). Bindings are stored (they must name
-//! a valid package); resolving actions through them belongs to the composition issue.
+//! an existing package that is the caller's own or published, and not itself a binding); actions
+//! are invoked through a binding with the parameters bound package < binding < action <
+//! invocation (`crate::invoke::resolve`). A published package of another namespace can be read
+//! (`GET`), bound and its actions invoked; nothing else of that namespace is visible.
 
 use std::collections::HashMap;
 
@@ -98,6 +101,9 @@ pub async fn put_package(
             ));
         }
     }
+    if let Some(b) = &binding {
+        check_binding(&state, ns, b).await?;
+    }
     let existing = state.store.get_package(ns, name).await?;
     if existing.is_some() && !overwrite {
         return Err(ApiError::Conflict(format!(
@@ -124,21 +130,54 @@ pub async fn put_package(
     Ok(Json(state.store.put_package(ns, doc, overwrite).await?))
 }
 
-/// `GET .../packages/{name}`: the package and its actions.
+/// A binding must name an existing package that is not itself a binding, and that is the
+/// caller's own or published (OpenWhisk's rules).
+async fn check_binding(state: &AppState, ns: &str, b: &Binding) -> Result<(), ApiError> {
+    let target = format!("/{}/{}", b.namespace, b.name);
+    let bound = state.store.get_package(&b.namespace, &b.name).await?;
+    match bound {
+        None => Err(ApiError::bad_request(format!(
+            "Binding references a package that does not exist: {target}."
+        ))),
+        Some(p) if p.binding.is_some() => Err(ApiError::bad_request(format!(
+            "Cannot bind to another package binding: {target} is a binding."
+        ))),
+        Some(p) if b.namespace != ns && !p.publish => Err(ApiError::Denied(format!(
+            "Cannot bind to package {target}: it belongs to another namespace and is not \
+             published (shared)."
+        ))),
+        Some(_) => Ok(()),
+    }
+}
+
+/// `GET .../packages/{name}`: the package and its actions. Another namespace's package is
+/// readable when it is published.
 pub async fn get_package(
     State(state): State<AppState>,
     identity: Identity,
     Path(path): Path<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
-    let (ns, name) = package_path(&identity, &path)?;
-    let doc = state
-        .store
-        .get_package(ns, name)
-        .await?
-        .ok_or(ApiError::NotFound)?;
+    let raw_ns = path.get("ns").ok_or(ApiError::NotFound)?;
+    let name = path.get("name").ok_or(ApiError::NotFound)?;
+    valid_name("package", name)?;
+    let (ns, shared_only) = match identity.namespace_for(raw_ns) {
+        Ok(ns) => (ns, false),
+        Err(_) => (raw_ns.as_str(), true),
+    };
+    let doc = match state.store.get_package(ns, name).await? {
+        Some(doc) if shared_only && !doc.publish => return Err(ApiError::Forbidden),
+        Some(doc) => doc,
+        None if shared_only => return Err(ApiError::Forbidden),
+        None => return Err(ApiError::NotFound),
+    };
+    // A binding shows the actions of the package it binds.
+    let (list_ns, list_pkg) = match &doc.binding {
+        Some(b) => (b.namespace.as_str(), b.name.as_str()),
+        None => (ns, name.as_str()),
+    };
     let actions = state
         .store
-        .list_actions(ns, Some(name), super::MAX_LIST_LIMIT * 5, 0)
+        .list_actions(list_ns, Some(list_pkg), super::MAX_LIST_LIMIT * 5, 0)
         .await?;
     let mut value = serde_json::to_value(&doc).map_err(|e| ApiError::Internal(e.to_string()))?;
     value["actions"] = actions

@@ -14,7 +14,8 @@ use moka::future::Cache;
 use wisp_core::{ActionDoc, ActivationId, ActivationRecord, Digest, PackageDoc};
 
 use super::{
-    ActivationFilter, Credentials, EntityKey, Store, StoreError, StoreResult, StoredIdentity, User,
+    ActivationFilter, AlarmRow, Credentials, EntityKey, RuleDoc, Store, StoreError, StoreResult,
+    StoredIdentity, TriggerDoc, User,
 };
 
 /// Hit/miss counters of the entity cache.
@@ -231,6 +232,102 @@ impl Store for CachedStore {
             .invalidate(&(namespace.to_string(), name.to_string()))
             .await;
         res
+    }
+
+    async fn put_trigger(
+        &self,
+        namespace: &str,
+        doc: TriggerDoc,
+        overwrite: bool,
+    ) -> StoreResult<TriggerDoc> {
+        self.inner.put_trigger(namespace, doc, overwrite).await
+    }
+
+    async fn get_trigger(&self, namespace: &str, name: &str) -> StoreResult<Option<TriggerDoc>> {
+        self.inner.get_trigger(namespace, name).await
+    }
+
+    async fn list_triggers(
+        &self,
+        namespace: &str,
+        limit: u64,
+        skip: u64,
+    ) -> StoreResult<Vec<TriggerDoc>> {
+        self.inner.list_triggers(namespace, limit, skip).await
+    }
+
+    async fn count_triggers(&self, namespace: &str) -> StoreResult<u64> {
+        self.inner.count_triggers(namespace).await
+    }
+
+    async fn delete_trigger(&self, namespace: &str, name: &str) -> StoreResult<Option<TriggerDoc>> {
+        self.inner.delete_trigger(namespace, name).await
+    }
+
+    async fn put_rule(
+        &self,
+        namespace: &str,
+        doc: RuleDoc,
+        overwrite: bool,
+    ) -> StoreResult<RuleDoc> {
+        self.inner.put_rule(namespace, doc, overwrite).await
+    }
+
+    async fn get_rule(&self, namespace: &str, name: &str) -> StoreResult<Option<RuleDoc>> {
+        self.inner.get_rule(namespace, name).await
+    }
+
+    async fn list_rules(
+        &self,
+        namespace: &str,
+        limit: u64,
+        skip: u64,
+    ) -> StoreResult<Vec<RuleDoc>> {
+        self.inner.list_rules(namespace, limit, skip).await
+    }
+
+    async fn count_rules(&self, namespace: &str) -> StoreResult<u64> {
+        self.inner.count_rules(namespace).await
+    }
+
+    async fn rules_for_trigger(
+        &self,
+        namespace: &str,
+        trigger_fqn: &str,
+    ) -> StoreResult<Vec<RuleDoc>> {
+        self.inner.rules_for_trigger(namespace, trigger_fqn).await
+    }
+
+    async fn delete_rule(&self, namespace: &str, name: &str) -> StoreResult<Option<RuleDoc>> {
+        self.inner.delete_rule(namespace, name).await
+    }
+
+    async fn put_alarm(&self, alarm: &AlarmRow) -> StoreResult<()> {
+        self.inner.put_alarm(alarm).await
+    }
+
+    async fn get_alarm(&self, namespace: &str, trigger: &str) -> StoreResult<Option<AlarmRow>> {
+        self.inner.get_alarm(namespace, trigger).await
+    }
+
+    async fn due_alarms(&self, now: u64, limit: u64) -> StoreResult<Vec<AlarmRow>> {
+        self.inner.due_alarms(now, limit).await
+    }
+
+    async fn claim_alarm(
+        &self,
+        namespace: &str,
+        trigger: &str,
+        old_next: u64,
+        new_next: Option<u64>,
+    ) -> StoreResult<bool> {
+        self.inner
+            .claim_alarm(namespace, trigger, old_next, new_next)
+            .await
+    }
+
+    async fn delete_alarm(&self, namespace: &str, trigger: &str) -> StoreResult<bool> {
+        self.inner.delete_alarm(namespace, trigger).await
     }
 
     async fn put_activation(&self, record: ActivationRecord) -> StoreResult<()> {

@@ -1,7 +1,8 @@
 //! The entity and activation store.
 //!
 //! One object-safe [`Store`] trait (used as `Arc<dyn Store>`) for users/namespaces and their keys,
-//! actions (code stored once per sha256 digest), packages and activation records. Implementations:
+//! actions (code stored once per sha256 digest), packages, triggers, rules, the alarm feed's
+//! schedule and activation records. Implementations:
 //! - [`sqlite::SqliteStore`]: the embedded default, one file `<data-dir>/wisp.db` in WAL mode.
 //!   Activation records go through a [`batcher::ActivationBatcher`] (OpenWhisk's dbBatcher):
 //!   `put_activation` only queues the record, a writer task inserts batches in one transaction,
@@ -14,12 +15,15 @@
 
 pub mod batcher;
 pub mod cache;
+pub mod entities;
 pub mod sql;
 pub mod sqlite;
 pub mod suite;
 
 use async_trait::async_trait;
 use wisp_core::{ActionDoc, ActivationId, ActivationRecord, Digest, PackageDoc};
+
+pub use entities::{AlarmRow, RuleDoc, RuleRef, TriggerDoc};
 
 /// A failure of the store. The API maps these to HTTP statuses by variant.
 #[derive(Debug, thiserror::Error)]
@@ -226,7 +230,8 @@ pub trait Store: Send + Sync + 'static {
     async fn identity_by_uuid(&self, uuid: &str) -> StoreResult<Option<StoredIdentity>>;
     async fn get_user(&self, name: &str) -> StoreResult<Option<User>>;
     async fn list_users(&self) -> StoreResult<Vec<User>>;
-    /// Deletes the user, its namespace's actions, packages and activations. `false` if unknown.
+    /// Deletes the user, its namespace's actions, packages, triggers, rules, alarms and
+    /// activations. `false` if unknown.
     async fn delete_user(&self, name: &str) -> StoreResult<bool>;
 
     // ---- actions and code ----
@@ -281,6 +286,69 @@ pub trait Store: Send + Sync + 'static {
     async fn count_packages(&self, namespace: &str) -> StoreResult<u64>;
     /// Deletes an empty package ([`StoreError::PackageNotEmpty`] otherwise).
     async fn delete_package(&self, namespace: &str, name: &str) -> StoreResult<Option<PackageDoc>>;
+
+    // ---- triggers ----
+
+    /// Creates or (with `overwrite`) updates a trigger; the store sets `namespace`, `version`
+    /// and `updated`.
+    async fn put_trigger(
+        &self,
+        namespace: &str,
+        doc: TriggerDoc,
+        overwrite: bool,
+    ) -> StoreResult<TriggerDoc>;
+    async fn get_trigger(&self, namespace: &str, name: &str) -> StoreResult<Option<TriggerDoc>>;
+    async fn list_triggers(
+        &self,
+        namespace: &str,
+        limit: u64,
+        skip: u64,
+    ) -> StoreResult<Vec<TriggerDoc>>;
+    async fn count_triggers(&self, namespace: &str) -> StoreResult<u64>;
+    /// Deletes the trigger and its alarm (if any); returns it, or `None` when it did not exist.
+    async fn delete_trigger(&self, namespace: &str, name: &str) -> StoreResult<Option<TriggerDoc>>;
+
+    // ---- rules ----
+
+    /// Creates or (with `overwrite`) updates a rule; the store sets `namespace`, `version`
+    /// and `updated`.
+    async fn put_rule(
+        &self,
+        namespace: &str,
+        doc: RuleDoc,
+        overwrite: bool,
+    ) -> StoreResult<RuleDoc>;
+    async fn get_rule(&self, namespace: &str, name: &str) -> StoreResult<Option<RuleDoc>>;
+    async fn list_rules(&self, namespace: &str, limit: u64, skip: u64)
+    -> StoreResult<Vec<RuleDoc>>;
+    async fn count_rules(&self, namespace: &str) -> StoreResult<u64>;
+    /// The rules of `namespace` whose trigger is `trigger_fqn` (`/ns/name`), by name.
+    async fn rules_for_trigger(
+        &self,
+        namespace: &str,
+        trigger_fqn: &str,
+    ) -> StoreResult<Vec<RuleDoc>>;
+    async fn delete_rule(&self, namespace: &str, name: &str) -> StoreResult<Option<RuleDoc>>;
+
+    // ---- alarms (the built-in alarm feed) ----
+
+    /// Creates or replaces the alarm of a trigger.
+    async fn put_alarm(&self, alarm: &AlarmRow) -> StoreResult<()>;
+    async fn get_alarm(&self, namespace: &str, trigger: &str) -> StoreResult<Option<AlarmRow>>;
+    /// Alarms whose `next_fire` is at or before `now` (epoch ms), soonest first, at most `limit`.
+    async fn due_alarms(&self, now: u64, limit: u64) -> StoreResult<Vec<AlarmRow>>;
+    /// Claims the tick `old_next` of an alarm: moves it to `new_next` (or deletes the alarm when
+    /// `None`) only if it is still at `old_next`. `true` for the one caller whose claim took
+    /// effect: several scheduler replicas polling one store fire each tick once.
+    async fn claim_alarm(
+        &self,
+        namespace: &str,
+        trigger: &str,
+        old_next: u64,
+        new_next: Option<u64>,
+    ) -> StoreResult<bool>;
+    /// Deletes a trigger's alarm; `false` when it had none.
+    async fn delete_alarm(&self, namespace: &str, trigger: &str) -> StoreResult<bool>;
 
     // ---- activations ----
 

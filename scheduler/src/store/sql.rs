@@ -83,3 +83,48 @@ pub const COUNT_ACTIVATIONS: &str = "SELECT COUNT(*) FROM activations WHERE name
 /// Retention: keeps the newest `$2 + 1` records of namespace `$1` (by insertion order).
 pub const PRUNE_ACTIVATIONS: &str = "DELETE FROM activations WHERE namespace = $1 AND seq < \
      (SELECT seq FROM activations WHERE namespace = $1 ORDER BY seq DESC LIMIT 1 OFFSET $2)";
+
+// ---- triggers ----
+pub const SELECT_TRIGGER: &str = "SELECT doc FROM triggers WHERE namespace = $1 AND name = $2";
+pub const UPSERT_TRIGGER: &str = "INSERT INTO triggers \
+     (namespace, name, version, updated, doc) VALUES ($1, $2, $3, $4, $5) \
+     ON CONFLICT (namespace, name) DO UPDATE SET version = excluded.version, \
+     updated = excluded.updated, doc = excluded.doc";
+pub const LIST_TRIGGERS: &str = "SELECT doc FROM triggers WHERE namespace = $1 \
+     ORDER BY updated DESC, name LIMIT $2 OFFSET $3";
+pub const COUNT_TRIGGERS: &str = "SELECT COUNT(*) FROM triggers WHERE namespace = $1";
+pub const DELETE_TRIGGER: &str = "DELETE FROM triggers WHERE namespace = $1 AND name = $2";
+pub const DELETE_NAMESPACE_TRIGGERS: &str = "DELETE FROM triggers WHERE namespace = $1";
+
+// ---- rules ----
+pub const SELECT_RULE: &str = "SELECT doc FROM rules WHERE namespace = $1 AND name = $2";
+pub const UPSERT_RULE: &str = "INSERT INTO rules \
+     (namespace, name, trigger, version, updated, doc) VALUES ($1, $2, $3, $4, $5, $6) \
+     ON CONFLICT (namespace, name) DO UPDATE SET trigger = excluded.trigger, \
+     version = excluded.version, updated = excluded.updated, doc = excluded.doc";
+pub const LIST_RULES: &str = "SELECT doc FROM rules WHERE namespace = $1 \
+     ORDER BY updated DESC, name LIMIT $2 OFFSET $3";
+pub const COUNT_RULES: &str = "SELECT COUNT(*) FROM rules WHERE namespace = $1";
+/// Rules of namespace `$1` whose trigger is `$2` (`/ns/name`), in name order.
+pub const RULES_FOR_TRIGGER: &str =
+    "SELECT doc FROM rules WHERE namespace = $1 AND trigger = $2 ORDER BY name";
+pub const DELETE_RULE: &str = "DELETE FROM rules WHERE namespace = $1 AND name = $2";
+pub const DELETE_NAMESPACE_RULES: &str = "DELETE FROM rules WHERE namespace = $1";
+
+// ---- alarms ----
+pub const UPSERT_ALARM: &str = "INSERT INTO alarms (namespace, trigger, next_fire, spec) \
+     VALUES ($1, $2, $3, $4) ON CONFLICT (namespace, trigger) DO UPDATE SET \
+     next_fire = excluded.next_fire, spec = excluded.spec";
+pub const SELECT_ALARM: &str =
+    "SELECT namespace, trigger, next_fire, spec FROM alarms WHERE namespace = $1 AND trigger = $2";
+/// Alarms due at `$1` (epoch ms), soonest first, at most `$2`.
+pub const DUE_ALARMS: &str = "SELECT namespace, trigger, next_fire, spec FROM alarms \
+     WHERE next_fire <= $1 ORDER BY next_fire LIMIT $2";
+/// Claims a tick: only the replica that still sees `next_fire = $3` moves it to `$4`.
+pub const CLAIM_ALARM: &str = "UPDATE alarms SET next_fire = $4 \
+     WHERE namespace = $1 AND trigger = $2 AND next_fire = $3";
+/// Claims the last tick of an alarm (it has no next one): deletes it if still at `$3`.
+pub const CLAIM_LAST_ALARM: &str =
+    "DELETE FROM alarms WHERE namespace = $1 AND trigger = $2 AND next_fire = $3";
+pub const DELETE_ALARM: &str = "DELETE FROM alarms WHERE namespace = $1 AND trigger = $2";
+pub const DELETE_NAMESPACE_ALARMS: &str = "DELETE FROM alarms WHERE namespace = $1";

@@ -25,8 +25,8 @@ use wisp_core::{ActionDoc, ActivationId, ActivationRecord, Digest, Exec, Package
 use super::batcher::{ActivationBatcher, ActivationSink};
 use super::sql;
 use super::{
-    ActivationFilter, Credentials, EntityKey, Store, StoreError, StoreResult, StoredIdentity, User,
-    entity_of, hash_key,
+    ActivationFilter, AlarmRow, Credentials, EntityKey, RuleDoc, Store, StoreError, StoreResult,
+    StoredIdentity, TriggerDoc, User, entity_of, hash_key,
 };
 
 /// The file name of the embedded store inside the data dir.
@@ -37,13 +37,24 @@ pub fn migrator() -> Migrator {
     // Built by hand rather than with `sqlx::migrate!` so the crate needs no sqlx macros (and no
     // second, host-side build of sqlx and bundled SQLite for the proc macro).
     Migrator {
-        migrations: Cow::Owned(vec![Migration::new(
-            1,
-            Cow::Borrowed("init"),
-            MigrationType::Simple,
-            Cow::Borrowed(include_str!("../../migrations/sqlite/0001_init.sql")),
-            false,
-        )]),
+        migrations: Cow::Owned(vec![
+            Migration::new(
+                1,
+                Cow::Borrowed("init"),
+                MigrationType::Simple,
+                Cow::Borrowed(include_str!("../../migrations/sqlite/0001_init.sql")),
+                false,
+            ),
+            Migration::new(
+                2,
+                Cow::Borrowed("triggers_rules_alarms"),
+                MigrationType::Simple,
+                Cow::Borrowed(include_str!(
+                    "../../migrations/sqlite/0002_triggers_rules_alarms.sql"
+                )),
+                false,
+            ),
+        ]),
         ..Migrator::DEFAULT
     }
 }
@@ -180,6 +191,37 @@ fn user_from(row: &SqliteRow) -> StoreResult<User> {
     })
 }
 
+/// The version of an entity about to be written: `0.0.1` when new, the stored one bumped on
+/// an update, [`StoreError::Conflict`] when it exists and `overwrite` is false.
+fn next_version(
+    existing: Option<SqliteRow>,
+    overwrite: bool,
+    kind: &'static str,
+    namespace: &str,
+    name: &str,
+    version_of: impl FnOnce(&SqliteRow) -> StoreResult<String>,
+) -> StoreResult<String> {
+    match existing {
+        Some(_) if !overwrite => Err(StoreError::Conflict {
+            kind,
+            name: format!("/{namespace}/{name}"),
+        }),
+        Some(row) => Ok(bump_version(&version_of(&row)?)),
+        None => Ok("0.0.1".to_string()),
+    }
+}
+
+fn alarm_from(row: &SqliteRow) -> StoreResult<AlarmRow> {
+    let next: i64 = row.try_get(2)?;
+    let spec: String = row.try_get(3)?;
+    Ok(AlarmRow {
+        namespace: row.try_get(0)?,
+        trigger: row.try_get(1)?,
+        next_fire: next.max(0) as u64,
+        spec: serde_json::from_str(&spec).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+    })
+}
+
 async fn begin(pool: &SqlitePool) -> StoreResult<Transaction<'static, Sqlite>> {
     Ok(pool.begin().await?)
 }
@@ -304,6 +346,9 @@ impl Store for SqliteStore {
         for q in [
             sql::DELETE_NAMESPACE_ACTIONS,
             sql::DELETE_NAMESPACE_PACKAGES,
+            sql::DELETE_NAMESPACE_TRIGGERS,
+            sql::DELETE_NAMESPACE_RULES,
+            sql::DELETE_NAMESPACE_ALARMS,
             sql::DELETE_NAMESPACE_ACTIVATIONS,
         ] {
             sqlx::query(q)
@@ -608,6 +653,251 @@ impl Store for SqliteStore {
             .await?;
         tx.commit().await?;
         Ok(Some(doc))
+    }
+
+    async fn put_trigger(
+        &self,
+        namespace: &str,
+        mut doc: TriggerDoc,
+        overwrite: bool,
+    ) -> StoreResult<TriggerDoc> {
+        let mut tx = begin(&self.write).await?;
+        let existing = sqlx::query(sql::SELECT_TRIGGER)
+            .bind(namespace)
+            .bind(&doc.name)
+            .fetch_optional(&mut *tx)
+            .await?;
+        doc.version = next_version(existing, overwrite, "trigger", namespace, &doc.name, |d| {
+            parse::<TriggerDoc>(d).map(|t| t.version)
+        })?;
+        doc.namespace = namespace.to_string();
+        doc.updated = now_ms();
+        sqlx::query(sql::UPSERT_TRIGGER)
+            .bind(namespace)
+            .bind(&doc.name)
+            .bind(&doc.version)
+            .bind(int(doc.updated))
+            .bind(to_json(&doc)?)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(doc)
+    }
+
+    async fn get_trigger(&self, namespace: &str, name: &str) -> StoreResult<Option<TriggerDoc>> {
+        let row = sqlx::query(sql::SELECT_TRIGGER)
+            .bind(namespace)
+            .bind(name)
+            .fetch_optional(&self.read)
+            .await?;
+        row.as_ref().map(parse).transpose()
+    }
+
+    async fn list_triggers(
+        &self,
+        namespace: &str,
+        limit: u64,
+        skip: u64,
+    ) -> StoreResult<Vec<TriggerDoc>> {
+        let rows = sqlx::query(sql::LIST_TRIGGERS)
+            .bind(namespace)
+            .bind(int(limit))
+            .bind(int(skip))
+            .fetch_all(&self.read)
+            .await?;
+        rows.iter().map(parse).collect()
+    }
+
+    async fn count_triggers(&self, namespace: &str) -> StoreResult<u64> {
+        let n: i64 = sqlx::query_scalar(sql::COUNT_TRIGGERS)
+            .bind(namespace)
+            .fetch_one(&self.read)
+            .await?;
+        Ok(n.max(0) as u64)
+    }
+
+    async fn delete_trigger(&self, namespace: &str, name: &str) -> StoreResult<Option<TriggerDoc>> {
+        let mut tx = begin(&self.write).await?;
+        let Some(row) = sqlx::query(sql::SELECT_TRIGGER)
+            .bind(namespace)
+            .bind(name)
+            .fetch_optional(&mut *tx)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let doc: TriggerDoc = parse(&row)?;
+        for q in [sql::DELETE_TRIGGER, sql::DELETE_ALARM] {
+            sqlx::query(q)
+                .bind(namespace)
+                .bind(name)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(Some(doc))
+    }
+
+    async fn put_rule(
+        &self,
+        namespace: &str,
+        mut doc: RuleDoc,
+        overwrite: bool,
+    ) -> StoreResult<RuleDoc> {
+        let mut tx = begin(&self.write).await?;
+        let existing = sqlx::query(sql::SELECT_RULE)
+            .bind(namespace)
+            .bind(&doc.name)
+            .fetch_optional(&mut *tx)
+            .await?;
+        doc.version = next_version(existing, overwrite, "rule", namespace, &doc.name, |d| {
+            parse::<RuleDoc>(d).map(|r| r.version)
+        })?;
+        doc.namespace = namespace.to_string();
+        doc.updated = now_ms();
+        sqlx::query(sql::UPSERT_RULE)
+            .bind(namespace)
+            .bind(&doc.name)
+            .bind(doc.trigger.fqn())
+            .bind(&doc.version)
+            .bind(int(doc.updated))
+            .bind(to_json(&doc)?)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(doc)
+    }
+
+    async fn get_rule(&self, namespace: &str, name: &str) -> StoreResult<Option<RuleDoc>> {
+        let row = sqlx::query(sql::SELECT_RULE)
+            .bind(namespace)
+            .bind(name)
+            .fetch_optional(&self.read)
+            .await?;
+        row.as_ref().map(parse).transpose()
+    }
+
+    async fn list_rules(
+        &self,
+        namespace: &str,
+        limit: u64,
+        skip: u64,
+    ) -> StoreResult<Vec<RuleDoc>> {
+        let rows = sqlx::query(sql::LIST_RULES)
+            .bind(namespace)
+            .bind(int(limit))
+            .bind(int(skip))
+            .fetch_all(&self.read)
+            .await?;
+        rows.iter().map(parse).collect()
+    }
+
+    async fn count_rules(&self, namespace: &str) -> StoreResult<u64> {
+        let n: i64 = sqlx::query_scalar(sql::COUNT_RULES)
+            .bind(namespace)
+            .fetch_one(&self.read)
+            .await?;
+        Ok(n.max(0) as u64)
+    }
+
+    async fn rules_for_trigger(
+        &self,
+        namespace: &str,
+        trigger_fqn: &str,
+    ) -> StoreResult<Vec<RuleDoc>> {
+        let rows = sqlx::query(sql::RULES_FOR_TRIGGER)
+            .bind(namespace)
+            .bind(trigger_fqn)
+            .fetch_all(&self.read)
+            .await?;
+        rows.iter().map(parse).collect()
+    }
+
+    async fn delete_rule(&self, namespace: &str, name: &str) -> StoreResult<Option<RuleDoc>> {
+        let mut tx = begin(&self.write).await?;
+        let Some(row) = sqlx::query(sql::SELECT_RULE)
+            .bind(namespace)
+            .bind(name)
+            .fetch_optional(&mut *tx)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let doc: RuleDoc = parse(&row)?;
+        sqlx::query(sql::DELETE_RULE)
+            .bind(namespace)
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(Some(doc))
+    }
+
+    async fn put_alarm(&self, alarm: &AlarmRow) -> StoreResult<()> {
+        sqlx::query(sql::UPSERT_ALARM)
+            .bind(&alarm.namespace)
+            .bind(&alarm.trigger)
+            .bind(int(alarm.next_fire))
+            .bind(to_json(&alarm.spec)?)
+            .execute(&self.write)
+            .await?;
+        Ok(())
+    }
+
+    async fn get_alarm(&self, namespace: &str, trigger: &str) -> StoreResult<Option<AlarmRow>> {
+        let row = sqlx::query(sql::SELECT_ALARM)
+            .bind(namespace)
+            .bind(trigger)
+            .fetch_optional(&self.read)
+            .await?;
+        row.as_ref().map(alarm_from).transpose()
+    }
+
+    async fn due_alarms(&self, now: u64, limit: u64) -> StoreResult<Vec<AlarmRow>> {
+        let rows = sqlx::query(sql::DUE_ALARMS)
+            .bind(int(now))
+            .bind(int(limit))
+            .fetch_all(&self.read)
+            .await?;
+        rows.iter().map(alarm_from).collect()
+    }
+
+    async fn claim_alarm(
+        &self,
+        namespace: &str,
+        trigger: &str,
+        old_next: u64,
+        new_next: Option<u64>,
+    ) -> StoreResult<bool> {
+        let done = match new_next {
+            Some(next) => {
+                sqlx::query(sql::CLAIM_ALARM)
+                    .bind(namespace)
+                    .bind(trigger)
+                    .bind(int(old_next))
+                    .bind(int(next))
+                    .execute(&self.write)
+                    .await?
+            }
+            None => {
+                sqlx::query(sql::CLAIM_LAST_ALARM)
+                    .bind(namespace)
+                    .bind(trigger)
+                    .bind(int(old_next))
+                    .execute(&self.write)
+                    .await?
+            }
+        };
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn delete_alarm(&self, namespace: &str, trigger: &str) -> StoreResult<bool> {
+        let done = sqlx::query(sql::DELETE_ALARM)
+            .bind(namespace)
+            .bind(trigger)
+            .execute(&self.write)
+            .await?;
+        Ok(done.rows_affected() > 0)
     }
 
     async fn put_activation(&self, record: ActivationRecord) -> StoreResult<()> {

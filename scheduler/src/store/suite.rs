@@ -12,7 +12,11 @@ use wisp_core::{
     PackageDoc, Status,
 };
 
-use super::{ActivationFilter, Credentials, EntityKey, Store, StoreError};
+use super::entities::{ACTIVE, INACTIVE};
+use super::{
+    ActivationFilter, AlarmRow, Credentials, EntityKey, RuleDoc, RuleRef, Store, StoreError,
+    TriggerDoc,
+};
 
 fn suffix() -> String {
     hex::encode(rand::random::<[u8; 4]>())
@@ -73,6 +77,8 @@ pub async fn store_suite(store: Arc<dyn Store>) {
     actions(store.as_ref()).await;
     packages(store.as_ref()).await;
     activations(store.as_ref()).await;
+    triggers_and_rules(store.as_ref()).await;
+    alarms(store.as_ref()).await;
     delete_user_cascades(store.as_ref()).await;
 }
 
@@ -543,11 +549,20 @@ async fn delete_user_cascades(store: &dyn Store) {
         .await
         .unwrap();
     store.put_package(&name, package("p"), false).await.unwrap();
+    store.put_trigger(&name, trigger("t"), false).await.unwrap();
+    store
+        .put_rule(&name, rule(&name, "r", "t", "a", ACTIVE), false)
+        .await
+        .unwrap();
+    store.put_alarm(&alarm(&name, "t", 5)).await.unwrap();
     let r = record(&name, "a", 1);
     store.put_activation(r.clone()).await.unwrap();
     assert!(store.delete_user(&name).await.unwrap());
     assert!(store.get_action(&key).await.unwrap().is_none());
     assert!(store.get_package(&name, "p").await.unwrap().is_none());
+    assert!(store.get_trigger(&name, "t").await.unwrap().is_none());
+    assert!(store.get_rule(&name, "r").await.unwrap().is_none());
+    assert!(store.get_alarm(&name, "t").await.unwrap().is_none());
     assert!(
         store
             .get_activation(&name, &r.activation_id)
@@ -556,4 +571,175 @@ async fn delete_user_cascades(store: &dyn Store) {
             .is_none()
     );
     assert!(store.get_code(&Digest::of(&code)).await.unwrap().is_none());
+}
+
+/// A trigger document named `name` with one default parameter.
+pub fn trigger(name: &str) -> TriggerDoc {
+    TriggerDoc {
+        namespace: String::new(),
+        name: name.to_string(),
+        version: String::new(),
+        parameters: vec![KeyValue::new("source", "suite")],
+        annotations: Vec::new(),
+        limits: Default::default(),
+        publish: false,
+        updated: 0,
+    }
+}
+
+/// A rule of namespace `ns` from its trigger `t` to its action `a`.
+pub fn rule(ns: &str, name: &str, t: &str, a: &str, status: &str) -> RuleDoc {
+    RuleDoc {
+        namespace: String::new(),
+        name: name.to_string(),
+        version: String::new(),
+        trigger: RuleRef {
+            path: ns.to_string(),
+            name: t.to_string(),
+        },
+        action: RuleRef {
+            path: ns.to_string(),
+            name: a.to_string(),
+        },
+        status: status.to_string(),
+        annotations: Vec::new(),
+        publish: false,
+        updated: 0,
+    }
+}
+
+fn alarm(ns: &str, trigger: &str, next_fire: u64) -> AlarmRow {
+    AlarmRow {
+        namespace: ns.to_string(),
+        trigger: trigger.to_string(),
+        next_fire,
+        spec: json!({"interval": 1}),
+    }
+}
+
+async fn triggers_and_rules(store: &dyn Store) {
+    let ns = format!("trig-{}", suffix());
+    let created = store.put_trigger(&ns, trigger("t1"), false).await.unwrap();
+    assert_eq!(
+        (created.version.as_str(), created.namespace.as_str()),
+        ("0.0.1", ns.as_str())
+    );
+    assert!(matches!(
+        store.put_trigger(&ns, trigger("t1"), false).await,
+        Err(StoreError::Conflict { .. })
+    ));
+    let updated = store.put_trigger(&ns, trigger("t1"), true).await.unwrap();
+    assert_eq!(updated.version, "0.0.2");
+    assert_eq!(store.get_trigger(&ns, "t1").await.unwrap(), Some(updated));
+    store.put_trigger(&ns, trigger("t2"), false).await.unwrap();
+    assert_eq!(store.count_triggers(&ns).await.unwrap(), 2);
+    assert_eq!(store.list_triggers(&ns, 1, 0).await.unwrap().len(), 1);
+    assert_eq!(store.list_triggers(&ns, 10, 0).await.unwrap().len(), 2);
+
+    let r1 = store
+        .put_rule(&ns, rule(&ns, "r1", "t1", "a", ACTIVE), false)
+        .await
+        .unwrap();
+    assert_eq!(r1.version, "0.0.1");
+    store
+        .put_rule(&ns, rule(&ns, "r2", "t1", "b", INACTIVE), false)
+        .await
+        .unwrap();
+    store
+        .put_rule(&ns, rule(&ns, "r3", "t2", "a", ACTIVE), false)
+        .await
+        .unwrap();
+    assert!(matches!(
+        store
+            .put_rule(&ns, rule(&ns, "r1", "t1", "a", ACTIVE), false)
+            .await,
+        Err(StoreError::Conflict { .. })
+    ));
+    let of_t1 = store
+        .rules_for_trigger(&ns, &format!("/{ns}/t1"))
+        .await
+        .unwrap();
+    let names: Vec<&str> = of_t1.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(names, ["r1", "r2"]);
+    assert_eq!(of_t1.iter().filter(|r| r.is_active()).count(), 1);
+    let disabled = store
+        .put_rule(&ns, rule(&ns, "r1", "t1", "a", INACTIVE), true)
+        .await
+        .unwrap();
+    assert_eq!(disabled.version, "0.0.2");
+    assert!(
+        !store
+            .get_rule(&ns, "r1")
+            .await
+            .unwrap()
+            .unwrap()
+            .is_active()
+    );
+    assert_eq!(store.count_rules(&ns).await.unwrap(), 3);
+    assert_eq!(store.list_rules(&ns, 2, 1).await.unwrap().len(), 2);
+    assert!(store.delete_rule(&ns, "r1").await.unwrap().is_some());
+    assert!(store.delete_rule(&ns, "r1").await.unwrap().is_none());
+    assert_eq!(store.count_rules(&ns).await.unwrap(), 2);
+    assert!(store.delete_trigger(&ns, "t2").await.unwrap().is_some());
+    assert!(store.delete_trigger(&ns, "t2").await.unwrap().is_none());
+    assert!(store.get_trigger(&ns, "t2").await.unwrap().is_none());
+}
+
+async fn due_in(store: &dyn Store, ns: &str, now: u64) -> usize {
+    store
+        .due_alarms(now, 1_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|a| a.namespace == ns)
+        .count()
+}
+
+async fn alarms(store: &dyn Store) {
+    let ns = format!("alarm-{}", suffix());
+    store
+        .put_trigger(&ns, trigger("tick"), false)
+        .await
+        .unwrap();
+    // Far in the past, so only this suite's alarm is due at its own times below.
+    store.put_alarm(&alarm(&ns, "tick", 1_000)).await.unwrap();
+    assert_eq!(
+        store.get_alarm(&ns, "tick").await.unwrap().map(|a| a.spec),
+        Some(json!({"interval": 1}))
+    );
+    let due = |now| due_in(store, &ns, now);
+    assert_eq!(due(999).await, 0, "not due before next_fire");
+    assert_eq!(due(1_000).await, 1);
+    // Two replicas claim the same tick: exactly one wins.
+    assert!(
+        store
+            .claim_alarm(&ns, "tick", 1_000, Some(61_000))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .claim_alarm(&ns, "tick", 1_000, Some(61_000))
+            .await
+            .unwrap()
+    );
+    assert_eq!(due(1_000).await, 0, "the claimed tick moved on");
+    assert_eq!(
+        store
+            .get_alarm(&ns, "tick")
+            .await
+            .unwrap()
+            .unwrap()
+            .next_fire,
+        61_000
+    );
+    // The last tick deletes the alarm, once.
+    assert!(store.claim_alarm(&ns, "tick", 61_000, None).await.unwrap());
+    assert!(!store.claim_alarm(&ns, "tick", 61_000, None).await.unwrap());
+    assert!(store.get_alarm(&ns, "tick").await.unwrap().is_none());
+    // Deleting a trigger removes its alarm.
+    store.put_alarm(&alarm(&ns, "tick", 2_000)).await.unwrap();
+    store.delete_trigger(&ns, "tick").await.unwrap();
+    assert!(store.get_alarm(&ns, "tick").await.unwrap().is_none());
+    assert!(!store.delete_alarm(&ns, "tick").await.unwrap());
 }

@@ -1,5 +1,7 @@
 // The official OpenWhisk JavaScript client (npm `openwhisk`) against a wisp scheduler.
 //
+// Actions, activations, triggers and rules.
+//
 // Environment (set by scheduler/tests/openwhisk_js.rs):
 //   WISP_APIHOST  e.g. http://127.0.0.1:40123
 //   WISP_AUTH     uuid:key of a user
@@ -120,6 +122,30 @@ async function main () {
     await assert.rejects(
       ow.actions.invoke({ name, blocking: true, params: { error: 'boom' } }),
       e => e.statusCode === 502 && e.error.response.status === 'application error')
+  })
+
+  // Triggers and rules (issue 5): fire a trigger, its active rule runs the action.
+  const trigger = `${name}-trigger`
+  const rule = `${name}-rule`
+  await step('create a trigger', () =>
+    ow.triggers.create({ name: trigger, trigger: { parameters: [{ key: 'from', value: 'trigger' }] } }))
+  const ruleDoc = await step('create a rule', () => ow.rules.create({ name: rule, action: name, trigger }))
+  assert.equal(ruleDoc.status, 'active')
+  const fired = await step('fire the trigger', () => ow.triggers.invoke({ name: trigger, params: { a: 2 } }))
+  assert.match(fired.activationId, /^[0-9a-f]{32}$/)
+  const caused = await step('the rule ran the action with cause = the trigger activation', () =>
+    eventually('caused activation', async () => {
+      const l = await ow.activations.list({ name, limit: 50, docs: true })
+      const a = l.find(x => x.cause === fired.activationId)
+      assert.ok(a, 'an activation caused by the trigger')
+      return a
+    }))
+  assert.deepEqual(caused.response.result, { a: 2, from: 'trigger', name: 'default' })
+  const disabled = await step('disable the rule', () => ow.rules.disable({ name: rule }))
+  assert.equal(disabled.status, 'inactive')
+  await step('delete the rule and the trigger', async () => {
+    await ow.rules.delete({ name: rule })
+    await ow.triggers.delete({ name: trigger })
   })
 
   await step('delete the action', () => ow.actions.delete({ name }))
