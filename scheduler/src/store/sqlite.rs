@@ -222,6 +222,78 @@ fn alarm_from(row: &SqliteRow) -> StoreResult<AlarmRow> {
     })
 }
 
+/// The shapes every named entity (packages, triggers, rules) shares: one document by name, a
+/// window of a namespace's documents, a count, and a delete that answers the deleted document.
+impl SqliteStore {
+    async fn doc_by_name<T: serde::de::DeserializeOwned>(
+        &self,
+        query: &'static str,
+        namespace: &str,
+        name: &str,
+    ) -> StoreResult<Option<T>> {
+        let row = sqlx::query(query)
+            .bind(namespace)
+            .bind(name)
+            .fetch_optional(&self.read)
+            .await?;
+        row.as_ref().map(parse).transpose()
+    }
+
+    async fn docs_in<T: serde::de::DeserializeOwned>(
+        &self,
+        query: &'static str,
+        namespace: &str,
+        limit: u64,
+        skip: u64,
+    ) -> StoreResult<Vec<T>> {
+        let rows = sqlx::query(query)
+            .bind(namespace)
+            .bind(int(limit))
+            .bind(int(skip))
+            .fetch_all(&self.read)
+            .await?;
+        rows.iter().map(parse).collect()
+    }
+
+    async fn count_in(&self, query: &'static str, namespace: &str) -> StoreResult<u64> {
+        let n: i64 = sqlx::query_scalar(query)
+            .bind(namespace)
+            .fetch_one(&self.read)
+            .await?;
+        Ok(n.max(0) as u64)
+    }
+
+    /// Reads the document with `select`, then runs each of `deletes` (all bound to
+    /// `(namespace, name)`) in the same transaction.
+    async fn delete_named<T: serde::de::DeserializeOwned>(
+        &self,
+        select: &'static str,
+        deletes: &[&'static str],
+        namespace: &str,
+        name: &str,
+    ) -> StoreResult<Option<T>> {
+        let mut tx = begin(&self.write).await?;
+        let Some(row) = sqlx::query(select)
+            .bind(namespace)
+            .bind(name)
+            .fetch_optional(&mut *tx)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let doc: T = parse(&row)?;
+        for query in deletes {
+            sqlx::query(query)
+                .bind(namespace)
+                .bind(name)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(Some(doc))
+    }
+}
+
 async fn begin(pool: &SqlitePool) -> StoreResult<Transaction<'static, Sqlite>> {
     Ok(pool.begin().await?)
 }
@@ -596,12 +668,7 @@ impl Store for SqliteStore {
     }
 
     async fn get_package(&self, namespace: &str, name: &str) -> StoreResult<Option<PackageDoc>> {
-        let row = sqlx::query(sql::SELECT_PACKAGE)
-            .bind(namespace)
-            .bind(name)
-            .fetch_optional(&self.read)
-            .await?;
-        row.as_ref().map(parse).transpose()
+        self.doc_by_name(sql::SELECT_PACKAGE, namespace, name).await
     }
 
     async fn list_packages(
@@ -610,21 +677,12 @@ impl Store for SqliteStore {
         limit: u64,
         skip: u64,
     ) -> StoreResult<Vec<PackageDoc>> {
-        let rows = sqlx::query(sql::LIST_PACKAGES)
-            .bind(namespace)
-            .bind(int(limit))
-            .bind(int(skip))
-            .fetch_all(&self.read)
-            .await?;
-        rows.iter().map(parse).collect()
+        self.docs_in(sql::LIST_PACKAGES, namespace, limit, skip)
+            .await
     }
 
     async fn count_packages(&self, namespace: &str) -> StoreResult<u64> {
-        let n: i64 = sqlx::query_scalar(sql::COUNT_PACKAGES)
-            .bind(namespace)
-            .fetch_one(&self.read)
-            .await?;
-        Ok(n.max(0) as u64)
+        self.count_in(sql::COUNT_PACKAGES, namespace).await
     }
 
     async fn delete_package(&self, namespace: &str, name: &str) -> StoreResult<Option<PackageDoc>> {
@@ -685,12 +743,7 @@ impl Store for SqliteStore {
     }
 
     async fn get_trigger(&self, namespace: &str, name: &str) -> StoreResult<Option<TriggerDoc>> {
-        let row = sqlx::query(sql::SELECT_TRIGGER)
-            .bind(namespace)
-            .bind(name)
-            .fetch_optional(&self.read)
-            .await?;
-        row.as_ref().map(parse).transpose()
+        self.doc_by_name(sql::SELECT_TRIGGER, namespace, name).await
     }
 
     async fn list_triggers(
@@ -699,43 +752,23 @@ impl Store for SqliteStore {
         limit: u64,
         skip: u64,
     ) -> StoreResult<Vec<TriggerDoc>> {
-        let rows = sqlx::query(sql::LIST_TRIGGERS)
-            .bind(namespace)
-            .bind(int(limit))
-            .bind(int(skip))
-            .fetch_all(&self.read)
-            .await?;
-        rows.iter().map(parse).collect()
+        self.docs_in(sql::LIST_TRIGGERS, namespace, limit, skip)
+            .await
     }
 
     async fn count_triggers(&self, namespace: &str) -> StoreResult<u64> {
-        let n: i64 = sqlx::query_scalar(sql::COUNT_TRIGGERS)
-            .bind(namespace)
-            .fetch_one(&self.read)
-            .await?;
-        Ok(n.max(0) as u64)
+        self.count_in(sql::COUNT_TRIGGERS, namespace).await
     }
 
     async fn delete_trigger(&self, namespace: &str, name: &str) -> StoreResult<Option<TriggerDoc>> {
-        let mut tx = begin(&self.write).await?;
-        let Some(row) = sqlx::query(sql::SELECT_TRIGGER)
-            .bind(namespace)
-            .bind(name)
-            .fetch_optional(&mut *tx)
-            .await?
-        else {
-            return Ok(None);
-        };
-        let doc: TriggerDoc = parse(&row)?;
-        for q in [sql::DELETE_TRIGGER, sql::DELETE_ALARM] {
-            sqlx::query(q)
-                .bind(namespace)
-                .bind(name)
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-        Ok(Some(doc))
+        // The trigger's alarm goes in the same transaction.
+        self.delete_named(
+            sql::SELECT_TRIGGER,
+            &[sql::DELETE_TRIGGER, sql::DELETE_ALARM],
+            namespace,
+            name,
+        )
+        .await
     }
 
     async fn put_rule(
@@ -769,12 +802,7 @@ impl Store for SqliteStore {
     }
 
     async fn get_rule(&self, namespace: &str, name: &str) -> StoreResult<Option<RuleDoc>> {
-        let row = sqlx::query(sql::SELECT_RULE)
-            .bind(namespace)
-            .bind(name)
-            .fetch_optional(&self.read)
-            .await?;
-        row.as_ref().map(parse).transpose()
+        self.doc_by_name(sql::SELECT_RULE, namespace, name).await
     }
 
     async fn list_rules(
@@ -783,21 +811,11 @@ impl Store for SqliteStore {
         limit: u64,
         skip: u64,
     ) -> StoreResult<Vec<RuleDoc>> {
-        let rows = sqlx::query(sql::LIST_RULES)
-            .bind(namespace)
-            .bind(int(limit))
-            .bind(int(skip))
-            .fetch_all(&self.read)
-            .await?;
-        rows.iter().map(parse).collect()
+        self.docs_in(sql::LIST_RULES, namespace, limit, skip).await
     }
 
     async fn count_rules(&self, namespace: &str) -> StoreResult<u64> {
-        let n: i64 = sqlx::query_scalar(sql::COUNT_RULES)
-            .bind(namespace)
-            .fetch_one(&self.read)
-            .await?;
-        Ok(n.max(0) as u64)
+        self.count_in(sql::COUNT_RULES, namespace).await
     }
 
     async fn rules_for_trigger(
@@ -814,23 +832,8 @@ impl Store for SqliteStore {
     }
 
     async fn delete_rule(&self, namespace: &str, name: &str) -> StoreResult<Option<RuleDoc>> {
-        let mut tx = begin(&self.write).await?;
-        let Some(row) = sqlx::query(sql::SELECT_RULE)
-            .bind(namespace)
-            .bind(name)
-            .fetch_optional(&mut *tx)
-            .await?
-        else {
-            return Ok(None);
-        };
-        let doc: RuleDoc = parse(&row)?;
-        sqlx::query(sql::DELETE_RULE)
-            .bind(namespace)
-            .bind(name)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(Some(doc))
+        self.delete_named(sql::SELECT_RULE, &[sql::DELETE_RULE], namespace, name)
+            .await
     }
 
     async fn put_alarm(&self, alarm: &AlarmRow) -> StoreResult<()> {
