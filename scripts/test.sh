@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, exactly as CI runs it (.ci/run calls this script):
-# setup, formatting, clippy with -D warnings (workspace and functions/), then every test.
+# setup, formatting, clippy with -D warnings (workspace and functions/), a private PostgreSQL
+# (scripts/postgres.sh: the PostgreSQL store's tests run against it), then every test.
 #
 # Builds go to $CARGO_TARGET_DIR (default ~/.cache/wisp/target, outside the clone) so that a
 # second run, and CI on the same machine, reuse the heavy wasmtime build. Everything builds with
@@ -25,6 +26,9 @@ step "cargo clippy -D warnings"
 cargo clippy --release --workspace --all-targets --locked -- -D warnings
 cargo clippy --release --manifest-path functions/Cargo.toml --target wasm32-wasip1 \
   --target-dir "$WISP_FUNCTIONS_TARGET_DIR" --workspace -- -D warnings
+
+step "PostgreSQL for the store tests"
+eval "$(scripts/postgres.sh)"
 
 step "cargo test"
 cargo test --release --workspace --locked "$@"

@@ -1,9 +1,10 @@
 //! The invoke path: from a resolved action to an activation record.
 //!
-//! [`Invoker::invoke`] asks the [`Balancer`] for a runtime (no healthy runtime → [`InvokeError::NoRuntime`],
-//! nothing queued, no record), then runs the activation in a task of its own so that it always
-//! ends as an [`ActivationRecord`] written through [`Store::put_activation`], whether the caller
-//! waits for it (blocking, up to [`BLOCKING_WAIT`]), stops waiting (the 202 after 60 s), or never
+//! [`Invoker::invoke`] asks a [`Balancer`] for a runtime — the subject's own one while it has a
+//! healthy dedicated runtime ([`RuntimePools::for_namespace`]), the shared one otherwise (no
+//! healthy runtime → [`InvokeError::NoRuntime`], nothing queued, no record), then runs the
+//! activation in a task of its own so that it always ends as an [`ActivationRecord`] written
+//! through [`Store::put_activation`], whether the caller waits for it (blocking, up to [`BLOCKING_WAIT`]), stops waiting (the 202 after 60 s), or never
 //! waited (non-blocking). The task:
 //!
 //! 1. sends `POST /run` to the leased runtime with a `code_url` on this scheduler (or none);
@@ -52,6 +53,7 @@ use wisp_core::{
 use crate::api::ApiError;
 use crate::auth::Identity;
 use crate::balancer::{Balancer, Lease, Outcome, RuntimeId, RuntimeState};
+use crate::kube::RuntimePools;
 use crate::runtime_client::{PrepareFailure, RunFailure, RuntimeClient};
 use crate::state::AppState;
 use crate::store::{EntityKey, Store, StoreError};
@@ -128,12 +130,18 @@ pub enum InvokeError {
     /// The scheduler itself failed (a broken action document, a store failure...).
     #[error("internal error: {0}")]
     Internal(String),
+    /// The activation ran but the store refused its record (disk full, read-only...): 503
+    /// `store_unavailable`, so no caller takes a success whose record is lost.
+    #[error("{0}")]
+    RecordNotStored(String),
 }
 
 impl InvokeError {
     pub fn status(&self) -> StatusCode {
         match self {
-            InvokeError::NoRuntime => StatusCode::SERVICE_UNAVAILABLE,
+            InvokeError::NoRuntime | InvokeError::RecordNotStored(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             InvokeError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -142,6 +150,7 @@ impl InvokeError {
         match self {
             InvokeError::NoRuntime => "no_runtime",
             InvokeError::Internal(_) => "internal_error",
+            InvokeError::RecordNotStored(_) => "store_unavailable",
         }
     }
 }
@@ -168,7 +177,9 @@ pub struct Invoker {
 
 struct Inner {
     store: Arc<dyn Store>,
-    balancer: Arc<Balancer>,
+    /// The shared balancer and the per-user balancers of dedicated runtimes: each activation
+    /// goes to [`RuntimePools::for_namespace`] of its subject.
+    pools: Arc<RuntimePools>,
     client: RuntimeClient,
     cfg: InvokerConfig,
     /// `{code_base_url}/internal/v1/code/`, when runtimes can fetch code from this scheduler.
@@ -191,18 +202,22 @@ struct Job {
     /// A component of a sequence (annotation `causedBy: sequence`).
     in_sequence: bool,
     received: Instant,
+    /// The balancer the job is scheduled on (its subject's dedicated one, or the shared one);
+    /// outcomes are recorded on the same one.
+    balancer: Arc<Balancer>,
 }
 
 impl Invoker {
     pub fn new(store: Arc<dyn Store>, balancer: Arc<Balancer>, cfg: InvokerConfig) -> Self {
         let client = RuntimeClient::new(cfg.runtime_token.as_deref());
-        Self::with_client(store, balancer, cfg, client)
+        Self::with_client(store, Arc::new(RuntimePools::new(balancer)), cfg, client)
     }
 
-    /// Like [`Invoker::new`] with a given client (share one pool with the health prober).
+    /// Like [`Invoker::new`] with the scheduler's runtime pools (shared balancer plus dedicated
+    /// ones) and a given client (share one pool with the health prober).
     pub fn with_client(
         store: Arc<dyn Store>,
-        balancer: Arc<Balancer>,
+        pools: Arc<RuntimePools>,
         cfg: InvokerConfig,
         client: RuntimeClient,
     ) -> Self {
@@ -214,7 +229,7 @@ impl Invoker {
         Invoker {
             inner: Arc::new(Inner {
                 store,
-                balancer,
+                pools,
                 client,
                 cfg,
                 code_prefix,
@@ -232,7 +247,7 @@ impl Invoker {
         Invoker {
             inner: Arc::new(Inner {
                 store: Arc::clone(&inner.store),
-                balancer: Arc::clone(&inner.balancer),
+                pools: Arc::clone(&inner.pools),
                 client: inner.client.clone(),
                 cfg: inner.cfg.clone(),
                 code_prefix: inner.code_prefix.clone(),
@@ -272,7 +287,8 @@ impl Invoker {
         }
         let urls: Vec<String> = self
             .inner
-            .balancer
+            .pools
+            .shared()
             .snapshot()
             .into_iter()
             .filter(|r| r.state == RuntimeState::Healthy)
@@ -317,6 +333,7 @@ impl Invoker {
         match &req.action.exec {
             Exec::Wasm { digest, .. } => {
                 let digest = parse_digest(&req.action, digest.as_deref())?;
+                let balancer = self.inner.pools.for_namespace(&req.subject);
                 let job = Job {
                     id: id.clone(),
                     subject: req.subject,
@@ -326,6 +343,7 @@ impl Invoker {
                     cause: req.cause,
                     in_sequence: false,
                     received,
+                    balancer,
                     action: req.action,
                 };
                 let lease = self
@@ -341,7 +359,7 @@ impl Invoker {
             Exec::Sequence { components } => {
                 // Components are scheduled one by one as the chain runs; refuse at once (503,
                 // nothing queued) when no runtime could take even the first.
-                if self.inner.balancer.healthy_count() == 0 {
+                if self.inner.pools.for_namespace(&req.subject).healthy_count() == 0 {
                     return Err(InvokeError::NoRuntime);
                 }
                 let components = components.clone();
@@ -363,7 +381,7 @@ impl Invoker {
                         Err(never) => {
                             if let Err(Err(_)) = tx.send(Err(InvokeError::NoRuntime)) {
                                 let record = seq.failed_record(Status::InternalError, &never.0);
-                                this.store_record(record).await;
+                                let _ = this.store_record(record).await;
                             }
                         }
                     }
@@ -386,8 +404,7 @@ impl Invoker {
     /// A lease on a runtime for `job`, excluding runtimes that refused it.
     fn schedule(&self, job: &Job, exclude: &[RuntimeId]) -> Result<Lease, NeverStarted> {
         let limits = &job.action.limits;
-        self.inner
-            .balancer
+        job.balancer
             .schedule(
                 job.path.trim_start_matches('/'),
                 limits.memory,
@@ -411,32 +428,44 @@ impl Invoker {
             Err(never) => {
                 if let Err(Err(_)) = tx.send(Err(InvokeError::NoRuntime)) {
                     let record = self.failed_record(job, None, Status::InternalError, &never.0);
-                    self.store_record(record).await;
+                    let _ = self.store_record(record).await;
                 }
             }
         }
     }
 
-    /// Stores the record, then hands it to the caller if one still waits (stored first, so a
-    /// `GET` right after the answer finds it; copied only when someone waits).
+    /// Stores the record, then hands it to the caller if one still waits: the answer leaves only
+    /// after `put_activation` returned, i.e. once the record is committed (a `GET` right after
+    /// the answer finds it, and a `kill -9` of the scheduler cannot lose it). A record the store
+    /// refused is answered as [`InvokeError::RecordNotStored`], never as a success. The record
+    /// is copied only when someone waits.
     async fn deliver(
         &self,
         record: ActivationRecord,
         tx: oneshot::Sender<Result<ActivationRecord, InvokeError>>,
     ) {
         if tx.is_closed() {
-            self.store_record(record).await;
-        } else {
-            self.store_record(record.clone()).await;
-            let _ = tx.send(Ok(record));
+            let _ = self.store_record(record).await;
+            return;
         }
+        let id = record.activation_id.clone();
+        let answer = match self.store_record(record.clone()).await {
+            Ok(()) => Ok(record),
+            Err(e) => Err(InvokeError::RecordNotStored(format!(
+                "activation {id} ran, but its record could not be stored: {e}"
+            ))),
+        };
+        let _ = tx.send(answer);
     }
 
-    async fn store_record(&self, record: ActivationRecord) {
+    /// Writes the record (returns once committed); failures are logged and returned.
+    async fn store_record(&self, record: ActivationRecord) -> Result<(), StoreError> {
         let id = record.activation_id.clone();
-        if let Err(e) = self.inner.store.put_activation(record).await {
+        let stored = self.inner.store.put_activation(record).await;
+        if let Err(e) = &stored {
             tracing::error!(activation = %id, error = %e, "cannot store activation record");
         }
+        stored
     }
 
     /// Runs `job` on the leased runtime, moving to another one when the connection is refused.
@@ -465,8 +494,7 @@ impl Invoker {
             let sent = Instant::now();
             match inner.client.run(&lease.url, &request, timeout).await {
                 Ok(response) => {
-                    inner
-                        .balancer
+                    job.balancer
                         .record(lease.runtime, Outcome::from(response.response.status));
                     drop(lease);
                     return Ok(self.record(job, sent, response));
@@ -474,10 +502,23 @@ impl Invoker {
                 Err(failure @ (RunFailure::Unreachable { .. } | RunFailure::Draining { .. })) => {
                     tracing::warn!(activation = %job.id, error = %failure,
                         "the runtime did not take the activation; rescheduling");
-                    inner.balancer.mark_offline(lease.runtime);
+                    job.balancer.mark_offline(lease.runtime);
                     refused.push(lease.runtime);
                     drop(lease);
-                    lease = self.schedule(job, &refused)?;
+                    lease = match self.schedule(job, &refused) {
+                        Ok(next) => next,
+                        Err(never) => {
+                            // The last dedicated runtime of the subject went: its activations
+                            // fall back to the shared pool, as new ones do.
+                            let shared = inner.pools.for_namespace(&job.subject);
+                            if Arc::ptr_eq(&shared, &job.balancer) {
+                                return Err(never);
+                            }
+                            job.balancer = shared;
+                            refused.clear();
+                            self.schedule(job, &refused)?
+                        }
+                    };
                 }
                 Err(RunFailure::CodeUnknown { url }) if request.code.is_none() => {
                     match inner.store.get_code(&job.digest).await {
@@ -510,7 +551,7 @@ impl Invoker {
                 }
                 Err(failure) => {
                     tracing::warn!(activation = %job.id, error = %failure, "activation failed on the runtime");
-                    inner.balancer.record(lease.runtime, Outcome::SystemError);
+                    job.balancer.record(lease.runtime, Outcome::SystemError);
                     drop(lease);
                     let message = match &failure {
                         RunFailure::Lost {
@@ -662,6 +703,7 @@ impl Invoker {
                             cause: Some(seq.id.clone()),
                             in_sequence: true,
                             received: Instant::now(),
+                            balancer: self.inner.pools.for_namespace(&seq.subject),
                         };
                         let ran = match self.schedule(&job, &[]) {
                             Ok(lease) => self.execute(&mut job, lease).await,
@@ -695,7 +737,7 @@ impl Invoker {
                         }
                     }
                 };
-                self.store_record(record.clone()).await;
+                let _ = self.store_record(record.clone()).await;
                 ids.push(record.activation_id.to_string());
                 duration += record.duration;
                 let ok = record.response.success;

@@ -7,9 +7,10 @@
 //!   builds the balancer and the invoker and starts the health task; [`Scheduler::serve`] serves
 //!   until cancelled, then finishes in-flight requests, waits for running activations and
 //!   flushes their records.
-//! - [`store::Store`] (`Arc<dyn Store>`): the embedded SQLite file ([`store::sqlite`]) behind the
-//!   entity cache ([`store::cache`]); activation records are batched
-//!   ([`store::batcher`]), so an invoke never waits for a disk sync.
+//! - [`store::Store`] (`Arc<dyn Store>`): the embedded SQLite file ([`store::sqlite`]) or
+//!   PostgreSQL ([`store::postgres`], shared by several replicas), both on the SQL of
+//!   [`store::common`], behind the entity cache ([`store::cache`]); activation records are
+//!   written in group commits ([`store::batcher`]).
 //! - [`balancer::Balancer`] (`Arc`): lives as long as the scheduler; `schedule` never waits; a
 //!   `Lease` lives as long as one activation.
 //! - [`invoke::Invoker`]: cheap to clone; one keep-alive HTTP client to the runtimes per process.
@@ -60,27 +61,21 @@ impl Scheduler {
     /// starts pinging them. Needs a tokio runtime.
     pub async fn open(config: SchedulerConfig) -> anyhow::Result<Scheduler> {
         let config = Arc::new(config);
-        let (store, cache_stats) = store::open(&config)
-            .await
-            .with_context(|| format!("opening the store in {}", config.data_dir.display()))?;
+        let (store, cache_stats) =
+            store::open(&config)
+                .await
+                .with_context(|| match &config.store {
+                    Some(url) => format!("opening the store {}", store::redact_url(url)),
+                    None => format!("opening the store in {}", config.data_dir.display()),
+                })?;
         let balancer = Balancer::new(BalancerConfig {
             cluster_size: config.cluster_size.max(1),
             ..BalancerConfig::default()
         });
         balancer.set_runtimes(config.runtimes.clone());
         let client = RuntimeClient::new(config.runtime_token.as_deref());
-        let invoker = Invoker::with_client(
-            store.clone(),
-            balancer.clone(),
-            InvokerConfig {
-                runtime_token: config.runtime_token.clone(),
-                code_base_url: config.code_base_url.clone(),
-                api_host: config.api_host.clone().unwrap_or_default(),
-            },
-            client.clone(),
-        );
         let background = CancellationToken::new();
-        let prober = Arc::new(RuntimeProber::new(client));
+        let prober = Arc::new(RuntimeProber::new(client.clone()));
         balancer.spawn_health_task(Arc::clone(&prober), background.child_token());
         let health: crate::kube::discovery::HealthSpawner = Box::new(move |b, stop| {
             b.spawn_health_task(Arc::clone(&prober), stop);
@@ -88,6 +83,16 @@ impl Scheduler {
         let pools = Arc::new(
             crate::kube::RuntimePools::new(balancer.clone())
                 .with_health(health, background.child_token()),
+        );
+        let invoker = Invoker::with_client(
+            store.clone(),
+            Arc::clone(&pools),
+            InvokerConfig {
+                runtime_token: config.runtime_token.clone(),
+                code_base_url: config.code_base_url.clone(),
+                api_host: config.api_host.clone().unwrap_or_default(),
+            },
+            client,
         );
         let provisioner = if config.kubernetes {
             let settings = config
@@ -137,7 +142,9 @@ impl Scheduler {
 
     /// Creates user/namespace `name` if missing. With `auth` = Some("uuid:key") the user's key
     /// is set to it. Returns Some("uuid:key") when it created the user or set the key, None when
-    /// it existed and `auth` was None.
+    /// it existed and `auth` was None. With Kubernetes on, a user created or re-keyed here also
+    /// gets its namespace `wisp-user-NAME` (server-side apply, so a restart converges it), as
+    /// `admin user add` does; a user that existed already keeps the namespace it got then.
     pub async fn ensure_user(
         &self,
         name: &str,
@@ -145,7 +152,7 @@ impl Scheduler {
     ) -> anyhow::Result<Option<String>> {
         admin::validate_user_name(name).map_err(|e| anyhow::anyhow!("{e}"))?;
         let store = &self.state.store;
-        match auth {
+        let created = match auth {
             Some(auth) => {
                 let creds = Credentials::parse(auth)
                     .with_context(|| format!("auth for user {name:?} must be 'uuid:key'"))?;
@@ -153,20 +160,26 @@ impl Scheduler {
                     .set_user_key(name, &creds)
                     .await
                     .with_context(|| format!("setting the key of user {name:?}"))?;
-                Ok(Some(creds.auth()))
+                creds.auth()
             }
             None => {
                 if store.get_user(name).await?.is_some() {
                     return Ok(None);
                 }
                 match store.create_user(name).await {
-                    Ok(creds) => Ok(Some(creds.auth())),
-                    // Created concurrently by another replica.
-                    Err(store::StoreError::Conflict { .. }) => Ok(None),
-                    Err(e) => Err(e).with_context(|| format!("creating user {name:?}")),
+                    Ok(creds) => creds.auth(),
+                    // Created concurrently by another replica (which provisions it).
+                    Err(store::StoreError::Conflict { .. }) => return Ok(None),
+                    Err(e) => return Err(e).with_context(|| format!("creating user {name:?}")),
                 }
             }
-        }
+        };
+        self.state
+            .provisioner
+            .add_user(name, &created, 0)
+            .await
+            .with_context(|| format!("creating the Kubernetes namespace of user {name:?}"))?;
+        Ok(Some(created))
     }
 
     /// The HTTP app (for serving on a listener of your own, or testing without a socket).

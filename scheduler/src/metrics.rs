@@ -5,10 +5,12 @@
 //! - `wisp_invokes_total{status}`: invoke answers by HTTP status (200, 202, 502, 500, 503...).
 //! - `wisp_activations_total{status}`: activations by OpenWhisk status, for the invoke path to
 //!   count with [`Metrics::activation`].
-//! - balancer gauges taken from `Balancer::snapshot()` at scrape time:
-//!   `wisp_runtimes{state}`, `wisp_runtime_free_slots{runtime}`, `wisp_runtime_in_flight{runtime}`,
-//!   `wisp_runtime_healthy{runtime}`.
-//! - `wisp_entity_cache_requests_total{result="hit"|"miss"}`.
+//! - balancer gauges taken from `Balancer::snapshot()` of the shared balancer and of every
+//!   per-user (dedicated runtimes) balancer at scrape time, labelled `pool` (`shared` or the
+//!   user): `wisp_runtimes{state, pool}`, `wisp_runtime_free_slots{runtime, pool}`,
+//!   `wisp_runtime_in_flight{runtime, pool}`, `wisp_runtime_healthy{runtime, pool}`.
+//! - `wisp_entity_cache_requests_total{result="hit"|"miss"|"remote_invalidation"}` (the last:
+//!   entries dropped because another replica changed them).
 //!
 //! One [`Metrics`] per scheduler; recording costs a label-set hash and an atomic add.
 
@@ -22,7 +24,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use wisp_core::Status;
 
-use crate::balancer::{Balancer, RuntimeState};
+use crate::balancer::RuntimeState;
+use crate::kube::RuntimePools;
 use crate::store::cache::CacheStats;
 
 type Labels = Vec<(&'static str, String)>;
@@ -137,38 +140,59 @@ impl Metrics {
             .inc();
     }
 
-    /// The text exposition, with balancer gauges refreshed from `balancer`.
-    pub fn render(&self, balancer: &Balancer) -> String {
+    /// The text exposition, with balancer gauges refreshed from every balancer of `pools`
+    /// (label `pool`: `shared`, or the user name of a dedicated pool).
+    pub fn render(&self, pools: &RuntimePools) -> String {
         self.runtimes.clear();
         self.free_slots.clear();
         self.in_flight.clear();
         self.healthy.clear();
-        for state in [
-            RuntimeState::Healthy,
-            RuntimeState::Unhealthy,
-            RuntimeState::Offline,
-        ] {
-            self.runtimes
-                .get_or_create(&vec![("state", state.as_str().to_string())])
-                .set(0);
-        }
-        for rt in balancer.snapshot() {
-            let label = vec![("runtime", rt.url.clone())];
-            self.runtimes
-                .get_or_create(&vec![("state", rt.state.as_str().to_string())])
-                .inc();
-            self.free_slots.get_or_create(&label).set(rt.free_slots);
-            self.in_flight
-                .get_or_create(&label)
-                .set(i64::try_from(rt.in_flight).unwrap_or(i64::MAX));
-            self.healthy
-                .get_or_create(&label)
-                .set(i64::from(rt.state == RuntimeState::Healthy));
+        let mut all = vec![("shared".to_string(), Arc::clone(pools.shared()))];
+        all.extend(
+            pools
+                .dedicated_users()
+                .into_iter()
+                .filter_map(|user| pools.dedicated(&user).map(|b| (user, b))),
+        );
+        for (pool, balancer) in all {
+            for state in [
+                RuntimeState::Healthy,
+                RuntimeState::Unhealthy,
+                RuntimeState::Offline,
+            ] {
+                self.runtimes
+                    .get_or_create(&vec![
+                        ("state", state.as_str().to_string()),
+                        ("pool", pool.clone()),
+                    ])
+                    .set(0);
+            }
+            for rt in balancer.snapshot() {
+                let label = vec![("runtime", rt.url.clone()), ("pool", pool.clone())];
+                self.runtimes
+                    .get_or_create(&vec![
+                        ("state", rt.state.as_str().to_string()),
+                        ("pool", pool.clone()),
+                    ])
+                    .inc();
+                self.free_slots.get_or_create(&label).set(rt.free_slots);
+                self.in_flight
+                    .get_or_create(&label)
+                    .set(i64::try_from(rt.in_flight).unwrap_or(i64::MAX));
+                self.healthy
+                    .get_or_create(&label)
+                    .set(i64::from(rt.state == RuntimeState::Healthy));
+            }
         }
         if let Some(stats) = &self.cache_stats {
             for (result, total) in [
                 ("hit", stats.hits.load(Ordering::Relaxed)),
                 ("miss", stats.misses.load(Ordering::Relaxed)),
+                // Entries dropped because another replica wrote them (PostgreSQL NOTIFY).
+                (
+                    "remote_invalidation",
+                    stats.remote_invalidations.load(Ordering::Relaxed),
+                ),
             ] {
                 let c = self
                     .cache

@@ -70,12 +70,12 @@ async fn metrics_count_requests_invokes_and_runtimes() -> Result<()> {
     assert!(line("wisp_http_requests_total{method=\"PUT\"").ends_with(" 1"));
     assert!(
         line(&format!(
-            "wisp_runtime_healthy{{runtime=\"{}\"}}",
+            "wisp_runtime_healthy{{runtime=\"{}\",pool=\"shared\"}}",
             p.runtimes[0].url
         ))
         .ends_with(" 1")
     );
-    assert!(line("wisp_runtimes{state=\"healthy\"}").ends_with(" 1"));
+    assert!(line("wisp_runtimes{state=\"healthy\",pool=\"shared\"}").ends_with(" 1"));
     assert!(text.contains("wisp_runtime_free_slots{"));
     assert!(text.contains("wisp_entity_cache_requests_total{result=\"hit\"}"));
     p.stop().await

@@ -545,3 +545,47 @@ async fn admin_api_without_kubernetes_refuses_dedicated_runtimes_only() -> Resul
     assert_eq!(status, 200);
     server.stop().await
 }
+
+/// `--initial-user` (`Scheduler::ensure_user`) provisions the namespace when it creates or
+/// re-keys the user, exactly as `admin user add` does, and sends nothing when the user exists.
+#[tokio::test]
+async fn the_initial_user_gets_its_namespace() -> Result<()> {
+    let (client, api) = mock_api(echo);
+    let dir = tempfile::tempdir()?;
+    let config = SchedulerConfig {
+        data_dir: dir.path().to_path_buf(),
+        ..SchedulerConfig::default()
+    };
+    let scheduler = Scheduler::open(config)
+        .await?
+        .with_provisioner(Provisioner::Kube(KubeProvisioner::new(client, settings())));
+    let auth = scheduler
+        .ensure_user("guest", None)
+        .await?
+        .context("a new user has a key")?;
+    assert_eq!(
+        scheduler.ensure_user("guest", None).await?,
+        None,
+        "existing user"
+    );
+    let given = "6a1d2a3b-0000-4000-8000-000000000000:given-key";
+    assert_eq!(
+        scheduler
+            .ensure_user("guest", Some(given))
+            .await?
+            .as_deref(),
+        Some(given)
+    );
+    scheduler.shutdown().await?;
+    drop(scheduler);
+    let seen = api.finish().await;
+    assert_eq!(
+        seen.len(),
+        8,
+        "{:#?}",
+        seen.iter().map(Seen::line).collect::<Vec<_>>()
+    );
+    assert_user_objects(&seen[..4], "guest", &auth, None);
+    assert_user_objects(&seen[4..], "guest", given, None);
+    Ok(())
+}

@@ -81,6 +81,7 @@ impl ApiError {
                 }
                 StoreError::NotFound { .. } => StatusCode::NOT_FOUND,
                 StoreError::MissingCode(_) => StatusCode::BAD_REQUEST,
+                e if e.is_unavailable() => StatusCode::SERVICE_UNAVAILABLE,
                 _ => StatusCode::INTERNAL_SERVER_ERROR,
             },
         }
@@ -104,6 +105,7 @@ impl ApiError {
                 StoreError::PackageNotEmpty(_) => "package_not_empty",
                 StoreError::NotFound { .. } => "not_found",
                 StoreError::MissingCode(_) => "missing_code",
+                e if e.is_unavailable() => "store_unavailable",
                 _ => "store_error",
             },
         }

@@ -249,22 +249,33 @@ async fn health() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
 
-/// `GET /ready`: 200 when at least one runtime is healthy, else 503.
+/// `GET /ready`: 200 when at least one runtime of the shared pool is healthy, else 503. Users
+/// with dedicated runtimes are listed under `dedicated` (their pools do not make the scheduler
+/// ready: their activations fall back to the shared pool when theirs has no healthy runtime).
 async fn ready(State(state): State<AppState>) -> Response {
-    let healthy = state.balancer.healthy_count();
-    let runtimes = state.balancer.snapshot();
-    let body = json!({
-        "ready": healthy > 0,
-        "healthyRuntimes": healthy,
-        "runtimes": runtimes
-            .iter()
-            .map(|r| json!({"url": r.url, "state": r.state.as_str()}))
-            .collect::<Vec<_>>(),
-    });
+    let pool = |balancer: &crate::balancer::Balancer| {
+        json!({
+            "healthyRuntimes": balancer.healthy_count(),
+            "runtimes": balancer
+                .snapshot()
+                .iter()
+                .map(|r| json!({"url": r.url, "state": r.state.as_str()}))
+                .collect::<Vec<_>>(),
+        })
+    };
+    let healthy = state.pools.shared().healthy_count();
+    let mut body = pool(state.pools.shared());
+    body["ready"] = json!(healthy > 0);
+    let dedicated: serde_json::Map<String, Value> = state
+        .pools
+        .dedicated_users()
+        .into_iter()
+        .filter_map(|user| state.pools.dedicated(&user).map(|b| (user, pool(&b))))
+        .collect();
+    body["dedicated"] = Value::Object(dedicated);
     if healthy > 0 {
         (StatusCode::OK, Json(body)).into_response()
     } else {
-        let mut body = body;
         body["error"] = json!("no healthy runtime");
         body["code"] = json!("unavailable");
         (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
@@ -278,7 +289,7 @@ async fn metrics(State(state): State<AppState>) -> Response {
             header::CONTENT_TYPE,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
-        state.metrics.render(&state.balancer),
+        state.metrics.render(&state.pools),
     )
         .into_response()
 }
@@ -310,6 +321,29 @@ pub fn query_number(q: &QueryMap, name: &str) -> Result<Option<u64>, ApiError> {
             ))
         }),
     }
+}
+
+/// The answer of `GET .../{collection}?limit=&skip=&count=`: `{collection: n}` with
+/// `count=true` (from `count`), else the window of documents `list(limit, skip)` returns.
+pub async fn list_or_count<T, C, L>(
+    query: &QueryMap,
+    collection: &'static str,
+    count: impl FnOnce() -> C,
+    list: impl FnOnce(u64, u64) -> L,
+) -> Result<Json<Value>, ApiError>
+where
+    T: serde::Serialize,
+    C: std::future::Future<Output = crate::store::StoreResult<u64>>,
+    L: std::future::Future<Output = crate::store::StoreResult<Vec<T>>>,
+{
+    let (limit, skip) = list_window(query, collection)?;
+    if query_flag(query, "count")? {
+        return Ok(Json(json!({ collection: count().await? })));
+    }
+    let docs = list(limit, skip).await?;
+    Ok(Json(
+        serde_json::to_value(docs).map_err(|e| ApiError::Internal(e.to_string()))?,
+    ))
 }
 
 /// `limit` and `skip` of a listing of `collection`: limit defaults to 30, 0 means the maximum
@@ -435,6 +469,14 @@ mod tests {
             (StatusCode::CONFLICT, "package_not_empty")
         );
         let io = ApiError::from(StoreError::WriteFailed("disk full".into()));
-        assert_eq!(io.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(
+            (io.status(), io.code()),
+            (StatusCode::SERVICE_UNAVAILABLE, "store_unavailable")
+        );
+        let corrupt = ApiError::from(StoreError::Corrupt("not json".into()));
+        assert_eq!(
+            (corrupt.status(), corrupt.code()),
+            (StatusCode::INTERNAL_SERVER_ERROR, "store_error")
+        );
     }
 }

@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use wisp_core::PackageDoc;
 use wisp_core::entity::{Binding, KeyValue};
 
-use super::{ApiError, QueryMap, from_object, json_object, list_window, query_flag, valid_name};
+use super::{ApiError, QueryMap, from_object, json_object, query_flag, valid_name};
 use crate::auth::Identity;
 use crate::state::AppState;
 
@@ -211,13 +211,12 @@ pub async fn list_packages(
     Query(query): Query<QueryMap>,
 ) -> Result<Json<Value>, ApiError> {
     let ns = identity.namespace_for(&ns)?;
-    let (limit, skip) = list_window(&query, "packages")?;
-    if query_flag(&query, "count")? {
-        let n = state.store.count_packages(ns).await?;
-        return Ok(Json(json!({ "packages": n })));
-    }
-    let docs = state.store.list_packages(ns, limit, skip).await?;
-    Ok(Json(
-        serde_json::to_value(docs).map_err(|e| ApiError::Internal(e.to_string()))?,
-    ))
+    let store = &state.store;
+    super::list_or_count(
+        &query,
+        "packages",
+        || store.count_packages(ns),
+        |limit, skip| store.list_packages(ns, limit, skip),
+    )
+    .await
 }

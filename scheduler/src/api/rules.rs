@@ -10,11 +10,11 @@ use std::collections::HashMap;
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 use wisp_core::entity::KeyValue;
 use wisp_core::names::QualifiedName;
 
-use super::{ApiError, QueryMap, from_object, json_object, list_window, query_flag, valid_name};
+use super::{ApiError, QueryMap, from_object, json_object, query_flag, valid_name};
 use crate::auth::Identity;
 use crate::invoke::ResolveError;
 use crate::state::AppState;
@@ -253,13 +253,12 @@ pub async fn list_rules(
     Query(query): Query<QueryMap>,
 ) -> Result<Json<Value>, ApiError> {
     let ns = identity.namespace_for(&ns)?;
-    let (limit, skip) = list_window(&query, "rules")?;
-    if query_flag(&query, "count")? {
-        let n = state.store.count_rules(ns).await?;
-        return Ok(Json(json!({ "rules": n })));
-    }
-    let docs = state.store.list_rules(ns, limit, skip).await?;
-    Ok(Json(
-        serde_json::to_value(docs).map_err(|e| ApiError::Internal(e.to_string()))?,
-    ))
+    let store = &state.store;
+    super::list_or_count(
+        &query,
+        "rules",
+        || store.count_rules(ns),
+        |limit, skip| store.list_rules(ns, limit, skip),
+    )
+    .await
 }

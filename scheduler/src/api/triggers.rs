@@ -21,7 +21,7 @@ use serde_json::{Map, Value, json};
 use wisp_core::entity::{KeyValue, lookup, merge_params};
 use wisp_core::{ActivationId, ActivationRecord, ActivationResponse, Status};
 
-use super::{ApiError, QueryMap, from_object, json_object, list_window, query_flag, valid_name};
+use super::{ApiError, QueryMap, from_object, json_object, query_flag, valid_name};
 use crate::alarm::{ALARM_FEED, AlarmSpec, FEED_PARAMS, is_alarm_feed};
 use crate::auth::Identity;
 use crate::invoke::{ACTIVATION_ID_HEADER, InvokeOutcome, InvokeRequest, split_fqn};
@@ -233,15 +233,14 @@ pub async fn list_triggers(
     Query(query): Query<QueryMap>,
 ) -> Result<Json<Value>, ApiError> {
     let ns = identity.namespace_for(&ns)?;
-    let (limit, skip) = list_window(&query, "triggers")?;
-    if query_flag(&query, "count")? {
-        let n = state.store.count_triggers(ns).await?;
-        return Ok(Json(json!({ "triggers": n })));
-    }
-    let docs = state.store.list_triggers(ns, limit, skip).await?;
-    Ok(Json(
-        serde_json::to_value(docs).map_err(|e| ApiError::Internal(e.to_string()))?,
-    ))
+    let store = &state.store;
+    super::list_or_count(
+        &query,
+        "triggers",
+        || store.count_triggers(ns),
+        |limit, skip| store.list_triggers(ns, limit, skip),
+    )
+    .await
 }
 
 /// `POST .../triggers/{name}`: fires the trigger with the body as payload (a JSON object).

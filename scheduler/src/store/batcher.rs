@@ -1,16 +1,31 @@
-//! Batched activation writes, after OpenWhisk's `Batcher` (the controller's dbBatcher).
+//! Group-committed activation writes, after OpenWhisk's `Batcher` (the controller's dbBatcher).
 //!
-//! `put` costs a map insert and a channel send: the record is visible to reads at once (from the
-//! in-memory `pending` map) and the invoke path never waits for the disk. One writer task per
-//! store takes the first queued record, keeps collecting until the batch is full
-//! (`batch_size`) or `linger` has passed, and hands the batch to the [`ActivationSink`] (one
-//! transaction). Records leave `pending` only after their batch committed. [`ActivationBatcher::flush`]
-//! queues a marker and waits until everything queued before it is written; `close` flushes and
-//! stops the writer, so no acknowledged record is lost on a clean shutdown.
+//! [`ActivationBatcher::put`] returns only once the record's batch is committed (one transaction
+//! through the [`ActivationSink`]), so an acknowledged activation survives a `kill -9` of the
+//! scheduler. Meanwhile the record is visible to reads (from the in-memory `pending` map).
 //!
-//! Known caveats: a failed batch is retried a few times with back-off, then dropped (counted in
-//! [`ActivationBatcher::failed`], logged, and reported by the next `flush`); records that are
-//! only in memory are lost on a crash (`kill -9`), which is the price of not syncing per invoke.
+//! Group commit: one writer task per store takes the first queued record, then drains whatever
+//! else is *already* queued (no lingering) up to `batch_size`, commits the batch, and answers
+//! every waiter of the batch through its oneshot. Records that arrive while a commit runs form
+//! the next batch, so under load a batch holds about one record per concurrent caller and the
+//! cost of a commit (an fsync with `synchronous=FULL`) is shared by all of them; with a single
+//! caller nothing waits for a timer. Records leave `pending` only after their batch committed, and
+//! before their waiters are answered, so a read after `put` returned finds the stored record.
+//!
+//! [`ActivationBatcher::flush`] queues a marker and waits until everything queued before it is
+//! written; `close` flushes and stops the writer (later `put`s get [`StoreError::WriterClosed`]).
+//! A flush reports a failed batch that no waiter heard about (its `put` future was dropped), so
+//! every failure reaches someone once; failures already answered to their `put`s do not fail a
+//! later flush or a clean shutdown.
+//!
+//! Costs: `put` is a map insert, a channel send, a oneshot and the wait for one commit (a batch
+//! that is being committed plus the one being collected, at worst).
+//!
+//! Known caveats: a failed batch is retried a few times with back-off (up to ~1.3 s), then
+//! given up: every `put` of the batch returns [`StoreError::WriteFailed`] (so the invoke path
+//! answers an error, never a success whose record is lost), the records are dropped from
+//! `pending`, counted in [`ActivationBatcher::failed`] and logged. Durability is the sink's: with SQLite in WAL mode, `synchronous=NORMAL`
+//! survives a process crash but not a power loss; `FULL` survives both.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -33,9 +48,12 @@ pub trait ActivationSink: Send + Sync + 'static {
 /// A queued record and its `put` order.
 type Pending = (u64, Arc<ActivationRecord>);
 
+/// How a commit ended, as told to a waiter (`Err` carries the store's message).
+type Done = oneshot::Sender<Result<(), String>>;
+
 enum Msg {
-    Record(Arc<ActivationRecord>),
-    Flush(oneshot::Sender<Result<(), String>>),
+    Record(Arc<ActivationRecord>, Done),
+    Flush(Done),
 }
 
 /// Capacity of the queue between `put` and the writer; `put` waits when it is full.
@@ -59,8 +77,9 @@ pub struct ActivationBatcher {
 }
 
 impl ActivationBatcher {
-    /// Starts the writer task (needs a tokio runtime).
-    pub fn spawn(sink: Arc<dyn ActivationSink>, batch_size: usize, linger: Duration) -> Self {
+    /// Starts the writer task (needs a tokio runtime). Batches hold at most `batch_size`
+    /// records; the writer never waits for more records (group commit, see the module docs).
+    pub fn spawn(sink: Arc<dyn ActivationSink>, batch_size: usize) -> Self {
         let (tx, rx) = mpsc::channel(QUEUE);
         let pending = Arc::new(DashMap::new());
         let failed = Arc::new(AtomicU64::new(0));
@@ -72,7 +91,6 @@ impl ActivationBatcher {
             failed.clone(),
             written.clone(),
             batch_size.max(1),
-            linger,
         ));
         ActivationBatcher {
             tx,
@@ -85,7 +103,10 @@ impl ActivationBatcher {
         }
     }
 
-    /// Queues `record`; it is readable through [`Self::get`] / [`Self::matching`] at once.
+    /// Queues `record` and returns once its batch is committed. The record is readable through
+    /// [`Self::get`] / [`Self::matching`] from the call on. [`StoreError::WriteFailed`] when the
+    /// batch could not be written after the retries; [`StoreError::WriterClosed`] after `close`.
+    /// Dropping the future does not withdraw the record: it is written all the same.
     pub async fn put(&self, record: ActivationRecord) -> StoreResult<()> {
         if self.closed.load(Ordering::Acquire) {
             return Err(StoreError::WriterClosed);
@@ -94,11 +115,20 @@ impl ActivationBatcher {
         let id = record.activation_id.clone();
         let seq = self.sequence.fetch_add(1, Ordering::Relaxed);
         self.pending.insert(id.clone(), (seq, record.clone()));
-        if self.tx.send(Msg::Record(record)).await.is_err() {
+        let (done, committed) = oneshot::channel();
+        if self.tx.send(Msg::Record(record, done)).await.is_err() {
             self.pending.remove(&id);
             return Err(StoreError::WriterClosed);
         }
-        Ok(())
+        match committed.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(StoreError::WriteFailed(e)),
+            // The writer stopped (aborted by `close`) before reaching this record.
+            Err(_) => {
+                self.pending.remove(&id);
+                Err(StoreError::WriterClosed)
+            }
+        }
     }
 
     /// A queued, not yet written record.
@@ -137,7 +167,9 @@ impl ActivationBatcher {
         self.written.load(Ordering::Relaxed)
     }
 
-    /// Waits until every record queued before this call is written.
+    /// Waits until every record queued before this call went through the writer.
+    /// [`StoreError::WriteFailed`] when a batch failed since the last flush and no `put` was
+    /// waiting to hear it (see the module docs).
     pub async fn flush(&self) -> StoreResult<()> {
         let (done, wait) = oneshot::channel();
         self.tx
@@ -169,55 +201,59 @@ async fn writer_loop(
     failed: Arc<AtomicU64>,
     written: Arc<AtomicU64>,
     batch_size: usize,
-    linger: Duration,
 ) {
     let mut batch: Vec<Arc<ActivationRecord>> = Vec::with_capacity(batch_size);
-    let mut flushes: Vec<oneshot::Sender<Result<(), String>>> = Vec::new();
+    let mut waiters: Vec<Done> = Vec::with_capacity(batch_size);
+    let mut flushes: Vec<Done> = Vec::new();
     let mut last_error: Option<String> = None;
-    loop {
-        let Some(first) = rx.recv().await else { break };
-        let mut open = true;
-        match first {
-            Msg::Record(r) => batch.push(r),
-            Msg::Flush(f) => flushes.push(f),
-        }
-        if flushes.is_empty() {
-            let deadline = tokio::time::Instant::now() + linger;
-            while batch.len() < batch_size {
-                match tokio::time::timeout_at(deadline, rx.recv()).await {
-                    Ok(Some(Msg::Record(r))) => batch.push(r),
-                    Ok(Some(Msg::Flush(f))) => {
-                        flushes.push(f);
-                        break;
-                    }
-                    Ok(None) => {
-                        open = false;
-                        break;
-                    }
-                    Err(_) => break,
+    while let Some(first) = rx.recv().await {
+        let mut next = Some(first);
+        // Take what is already queued, never wait for more: callers are waiting.
+        while let Some(msg) = next {
+            match msg {
+                Msg::Record(r, done) => {
+                    batch.push(r);
+                    waiters.push(done);
                 }
+                Msg::Flush(f) => flushes.push(f),
             }
-        }
-        if !batch.is_empty() {
-            if let Err(e) = write_with_retries(sink.as_ref(), &batch).await {
-                tracing::error!(records = batch.len(), error = %e, "dropping activation records");
-                failed.fetch_add(batch.len() as u64, Ordering::Relaxed);
-                last_error = Some(e.to_string());
+            next = if batch.len() < batch_size {
+                rx.try_recv().ok()
             } else {
-                written.fetch_add(batch.len() as u64, Ordering::Relaxed);
+                None
+            };
+        }
+        let outcome = if batch.is_empty() {
+            Ok(())
+        } else {
+            let result = write_with_retries(sink.as_ref(), &batch).await;
+            match &result {
+                Ok(()) => {
+                    written.fetch_add(batch.len() as u64, Ordering::Relaxed);
+                }
+                Err(e) => {
+                    tracing::error!(records = batch.len(), error = %e, "activation records not written");
+                    failed.fetch_add(batch.len() as u64, Ordering::Relaxed);
+                }
             }
             for r in batch.drain(..) {
                 pending.remove(&r.activation_id);
             }
+            result.map_err(|e| e.to_string())
+        };
+        let mut unheard = false;
+        for w in waiters.drain(..) {
+            unheard |= w.send(outcome.clone()).is_err();
+        }
+        // A failure whose `put` stopped waiting was told to nobody: the next flush reports it.
+        if unheard && let Err(e) = &outcome {
+            last_error = Some(e.clone());
         }
         for f in flushes.drain(..) {
             let _ = f.send(match last_error.take() {
                 Some(e) => Err(e),
                 None => Ok(()),
             });
-        }
-        if !open {
-            break;
         }
     }
 }
@@ -244,22 +280,45 @@ async fn write_with_retries(
 mod tests {
     use super::*;
     use crate::store::suite::record;
+    use std::collections::HashSet;
     use std::sync::Mutex as StdMutex;
 
-    /// Records batch sizes; fails the first `failures` calls.
+    /// Records batches (ids) after a commit that takes `commit` (paused time); fails the first
+    /// `failures` calls.
     struct TestSink {
-        batches: StdMutex<Vec<usize>>,
+        batches: StdMutex<Vec<Vec<ActivationId>>>,
         failures: AtomicU64,
+        commit: Duration,
+    }
+
+    impl TestSink {
+        fn sizes(&self) -> Vec<usize> {
+            self.batches.lock().unwrap().iter().map(Vec::len).collect()
+        }
+
+        fn committed(&self) -> HashSet<ActivationId> {
+            self.batches
+                .lock()
+                .unwrap()
+                .iter()
+                .flatten()
+                .cloned()
+                .collect()
+        }
     }
 
     #[async_trait]
     impl ActivationSink for TestSink {
         async fn write_batch(&self, records: &[Arc<ActivationRecord>]) -> StoreResult<()> {
+            tokio::time::sleep(self.commit).await;
             if self.failures.load(Ordering::SeqCst) > 0 {
                 self.failures.fetch_sub(1, Ordering::SeqCst);
                 return Err(StoreError::WriteFailed("disk full".into()));
             }
-            self.batches.lock().unwrap().push(records.len());
+            self.batches
+                .lock()
+                .unwrap()
+                .push(records.iter().map(|r| r.activation_id.clone()).collect());
             Ok(())
         }
     }
@@ -268,47 +327,133 @@ mod tests {
         Arc::new(TestSink {
             batches: StdMutex::new(Vec::new()),
             failures: AtomicU64::new(failures),
+            commit: Duration::from_millis(2),
         })
     }
 
+    fn batcher(s: &Arc<TestSink>, batch_size: usize) -> Arc<ActivationBatcher> {
+        Arc::new(ActivationBatcher::spawn(s.clone(), batch_size))
+    }
+
     #[tokio::test(start_paused = true)]
-    async fn records_are_written_in_batches_no_larger_than_the_limit() {
+    async fn put_returns_only_after_its_batch_is_committed() {
         let s = sink(0);
-        let b = ActivationBatcher::spawn(s.clone(), 64, Duration::from_millis(5));
-        for i in 0..1000 {
-            b.put(record("ns", "a", i)).await.unwrap();
+        let b = batcher(&s, 64);
+        for i in 0..20 {
+            let r = record("ns", "a", i);
+            let id = r.activation_id.clone();
+            b.put(r).await.unwrap();
+            assert!(
+                s.committed().contains(&id),
+                "put {i} returned before its commit"
+            );
+            assert_eq!(b.pending_len(), 0, "a committed record leaves the queue");
         }
         assert_eq!(
-            b.matching("ns", &ActivationFilter::default()).len() + b.written() as usize,
-            1000
+            s.sizes(),
+            vec![1; 20],
+            "a lone caller never waits for company"
         );
-        b.flush().await.unwrap();
-        let batches = s.batches.lock().unwrap().clone();
-        assert_eq!(batches.iter().sum::<usize>(), 1000);
-        assert!(batches.iter().all(|&n| n <= 64), "{batches:?}");
-        assert!(
-            batches.len() < 1000 / 8,
-            "records were batched: {batches:?}"
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn concurrent_puts_share_commits_no_larger_than_the_limit() {
+        let s = sink(0);
+        let b = batcher(&s, 64);
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..1000 {
+            let b = b.clone();
+            tasks.spawn(async move {
+                let r = record("ns", "a", i);
+                let id = r.activation_id.clone();
+                b.put(r).await.map(|()| id)
+            });
+        }
+        // Queued records are readable before their commit.
+        tokio::task::yield_now().await;
+        let mut acknowledged = HashSet::new();
+        while let Some(done) = tasks.join_next().await {
+            acknowledged.insert(done.unwrap().unwrap());
+        }
+        assert_eq!(acknowledged.len(), 1000);
+        assert_eq!(
+            s.committed(),
+            acknowledged,
+            "every acknowledged record was committed"
         );
+        let sizes = s.sizes();
+        assert!(sizes.iter().all(|&n| n <= 64), "{sizes:?}");
+        assert!(sizes.len() < 1000 / 8, "records shared commits: {sizes:?}");
         assert_eq!(b.pending_len(), 0);
         assert_eq!(b.written(), 1000);
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_failing_batch_is_retried_then_reported_by_flush() {
+    async fn records_arriving_during_a_commit_form_the_next_batch() {
+        let s = Arc::new(TestSink {
+            batches: StdMutex::new(Vec::new()),
+            failures: AtomicU64::new(0),
+            commit: Duration::from_millis(100),
+        });
+        let b = batcher(&s, 64);
+        let first = {
+            let b = b.clone();
+            tokio::spawn(async move { b.put(record("ns", "a", 0)).await })
+        };
+        // The writer is now inside the first commit.
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        let queued: Vec<ActivationRecord> = (1..=3).map(|i| record("ns", "a", i)).collect();
+        let mut later = Vec::new();
+        for r in queued.clone() {
+            let b = b.clone();
+            later.push(tokio::spawn(async move { b.put(r).await }));
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        for r in &queued {
+            assert_eq!(
+                b.get("ns", &r.activation_id).as_ref(),
+                Some(r),
+                "a queued record is readable"
+            );
+        }
+        first.await.unwrap().unwrap();
+        for t in later {
+            t.await.unwrap().unwrap();
+        }
+        assert_eq!(s.sizes(), [1, 3]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failing_batch_is_retried_then_reported_to_its_waiters_and_flush() {
         let flaky = sink(2);
-        let b = ActivationBatcher::spawn(flaky.clone(), 64, Duration::from_millis(5));
-        b.put(record("ns", "a", 1)).await.unwrap();
-        b.flush().await.expect("two failures are retried");
-        assert_eq!(*flaky.batches.lock().unwrap(), [1]);
+        let b = batcher(&flaky, 64);
+        b.put(record("ns", "a", 1))
+            .await
+            .expect("two failures are retried");
+        b.flush().await.unwrap();
+        assert_eq!(flaky.sizes(), [1]);
 
         let broken = sink(u64::MAX);
-        let b = ActivationBatcher::spawn(broken, 64, Duration::from_millis(5));
-        b.put(record("ns", "a", 1)).await.unwrap();
-        b.put(record("ns", "a", 2)).await.unwrap();
+        let b = batcher(&broken, 64);
+        let (one, two) = tokio::join!(b.put(record("ns", "a", 1)), b.put(record("ns", "a", 2)));
+        for put in [one, two] {
+            assert!(
+                matches!(put, Err(StoreError::WriteFailed(ref m)) if m.contains("disk full")),
+                "{put:?}"
+            );
+        }
+        b.flush()
+            .await
+            .expect("failures told to their puts do not fail a flush");
+        // A put that stopped waiting: nobody heard of its failure, the next flush reports it.
+        let gave_up =
+            tokio::time::timeout(Duration::from_millis(1), b.put(record("ns", "a", 3))).await;
+        assert!(gave_up.is_err(), "the put was still retrying");
         let err = b.flush().await.unwrap_err();
         assert!(matches!(err, StoreError::WriteFailed(_)), "{err}");
-        assert_eq!(b.failed(), 2);
+        b.flush().await.expect("reported once");
+        assert_eq!(b.failed(), 3);
+        assert_eq!(b.written(), 0);
         assert_eq!(
             b.pending_len(),
             0,
@@ -319,9 +464,13 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn close_flushes_and_refuses_later_writes() {
         let s = sink(0);
-        let b = ActivationBatcher::spawn(s.clone(), 512, Duration::from_secs(3600));
+        let b = batcher(&s, 512);
         let r = record("ns", "a", 1);
-        b.put(r.clone()).await.unwrap();
+        let put = {
+            let (b, r) = (b.clone(), r.clone());
+            tokio::spawn(async move { b.put(r).await })
+        };
+        tokio::task::yield_now().await;
         assert_eq!(b.get("ns", &r.activation_id), Some(r.clone()));
         assert_eq!(
             b.get("other", &r.activation_id),
@@ -329,11 +478,8 @@ mod tests {
             "records stay in their namespace"
         );
         b.close().await.unwrap();
-        assert_eq!(
-            *s.batches.lock().unwrap(),
-            [1],
-            "close wrote the queued record at once"
-        );
+        put.await.unwrap().unwrap();
+        assert_eq!(s.sizes(), [1], "close wrote the queued record");
         assert!(matches!(
             b.put(record("ns", "a", 2)).await,
             Err(StoreError::WriterClosed)

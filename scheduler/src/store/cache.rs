@@ -1,16 +1,21 @@
 //! The entity cache (seed 001's "datastore cache"): a [`Store`] decorator that keeps actions,
 //! packages and identities in moka caches, so the invoke path reads no database when warm.
 //! Every write through it invalidates the entry it touched, after the write commits; entries also
-//! expire after a TTL (bounding staleness when another scheduler replica writes the same store).
+//! expire after a TTL. Writes of other processes arrive through [`CachedStore::follow`] (on
+//! PostgreSQL, a `LISTEN` on the schema's change notifications, see [`super::postgres`]), so
+//! scheduler replicas sharing a store see each other's writes at once; the TTL only bounds
+//! staleness when that feed is interrupted. A load that raced with an invalidation is not kept.
 //! Concurrent misses for one key load once (`try_get_with`). Hits and misses are counted for
 //! `/metrics`.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use moka::future::Cache;
+use tokio::sync::mpsc;
+use tokio::task::AbortHandle;
 use wisp_core::{ActionDoc, ActivationId, ActivationRecord, Digest, PackageDoc};
 
 use super::{
@@ -23,26 +28,111 @@ use super::{
 pub struct CacheStats {
     pub hits: AtomicU64,
     pub misses: AtomicU64,
+    /// Invalidations received from [`CachedStore::follow`]'s feed (other processes' writes).
+    pub remote_invalidations: AtomicU64,
+}
+
+/// A write another process made, as the cache applies it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Invalidation {
+    Action(EntityKey),
+    Package {
+        namespace: String,
+        name: String,
+    },
+    /// The identity of a uuid (its key changed, or the user was created or deleted).
+    Identity(String),
+    /// Anything may have changed (the feed was interrupted).
+    All,
+}
+
+/// The caches, shared with the task that applies a change feed.
+#[derive(Clone)]
+struct Caches {
+    actions: Cache<EntityKey, Option<Arc<ActionDoc>>>,
+    packages: Cache<(String, String), Option<Arc<PackageDoc>>>,
+    identities: Cache<String, Option<Arc<StoredIdentity>>>,
+    /// Bumped by every invalidation: a load that saw it change may hold an older row.
+    generation: Arc<AtomicU64>,
+}
+
+impl Caches {
+    async fn apply(&self, change: Invalidation) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        match change {
+            Invalidation::Action(key) => self.actions.invalidate(&key).await,
+            Invalidation::Package { namespace, name } => {
+                self.packages.invalidate(&(namespace, name)).await
+            }
+            Invalidation::Identity(uuid) => self.identities.invalidate(&uuid).await,
+            Invalidation::All => {
+                self.actions.invalidate_all();
+                self.packages.invalidate_all();
+                self.identities.invalidate_all();
+            }
+        }
+    }
 }
 
 /// A caching [`Store`] decorator. One per process; cheap to share.
 pub struct CachedStore {
     inner: Arc<dyn Store>,
-    actions: Cache<EntityKey, Option<Arc<ActionDoc>>>,
-    packages: Cache<(String, String), Option<Arc<PackageDoc>>>,
-    identities: Cache<String, Option<Arc<StoredIdentity>>>,
+    caches: Caches,
     stats: Arc<CacheStats>,
+    /// The task applying [`Self::follow`]'s feed; stopped on close.
+    follower: Mutex<Option<AbortHandle>>,
 }
 
 impl CachedStore {
     pub fn new(inner: Arc<dyn Store>, capacity: u64, ttl: Duration) -> Self {
         CachedStore {
             inner,
-            actions: build(capacity, ttl),
-            packages: build(capacity, ttl),
-            identities: build(capacity, ttl),
+            caches: Caches {
+                actions: build(capacity, ttl),
+                packages: build(capacity, ttl),
+                identities: build(capacity, ttl),
+                generation: Arc::new(AtomicU64::new(0)),
+            },
             stats: Arc::new(CacheStats::default()),
+            follower: Mutex::new(None),
         }
+    }
+
+    /// Applies `changes` (writes of other processes to the same store) as they arrive, until
+    /// the sender goes away or the store is closed. Needs a tokio runtime.
+    pub fn follow(&self, mut changes: mpsc::UnboundedReceiver<Invalidation>) {
+        let caches = self.caches.clone();
+        let stats = self.stats.clone();
+        let task = tokio::spawn(async move {
+            while let Some(change) = changes.recv().await {
+                stats.remote_invalidations.fetch_add(1, Ordering::Relaxed);
+                caches.apply(change).await;
+            }
+        });
+        let previous = self
+            .follower
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .replace(task.abort_handle());
+        if let Some(previous) = previous {
+            previous.abort();
+        }
+    }
+
+    fn stop_following(&self) {
+        if let Some(task) = self
+            .follower
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
+            task.abort();
+        }
+    }
+
+    /// Drops the cached entry of a local write.
+    async fn invalidate(&self, change: Invalidation) {
+        self.caches.apply(change).await;
     }
 
     /// The hit/miss counters (shared with `/metrics`).
@@ -76,6 +166,12 @@ where
         .build()
 }
 
+impl Drop for CachedStore {
+    fn drop(&mut self) {
+        self.stop_following();
+    }
+}
+
 /// Loads through `cache`, counting hits and misses.
 async fn cached<K, V>(
     this: &CachedStore,
@@ -92,13 +188,18 @@ where
         return Ok(v.map(|v| (*v).clone()));
     }
     this.count(false);
+    let generation = this.caches.generation.load(Ordering::Acquire);
     let loaded = cache
-        .try_get_with(key, async { load.await.map(|o| o.map(Arc::new)) })
+        .try_get_with(key.clone(), async { load.await.map(|o| o.map(Arc::new)) })
         .await
         .map_err(|e: Arc<StoreError>| match Arc::try_unwrap(e) {
             Ok(e) => e,
             Err(shared) => StoreError::WriteFailed(shared.to_string()),
         })?;
+    // An invalidation during the load may have come before the loaded (older) row was cached.
+    if this.caches.generation.load(Ordering::Acquire) != generation {
+        cache.invalidate(&key).await;
+    }
     Ok(loaded.map(|v| (*v).clone()))
 }
 
@@ -106,21 +207,23 @@ where
 impl Store for CachedStore {
     async fn create_user(&self, name: &str) -> StoreResult<Credentials> {
         let c = self.inner.create_user(name).await?;
-        self.identities.invalidate(&c.uuid).await;
+        self.invalidate(Invalidation::Identity(c.uuid.clone()))
+            .await;
         Ok(c)
     }
 
     async fn set_user_key(&self, name: &str, creds: &Credentials) -> StoreResult<()> {
         self.inner.set_user_key(name, creds).await?;
         // The user's old uuid is unknown here: drop every cached identity.
-        self.identities.invalidate_all();
+        self.caches.generation.fetch_add(1, Ordering::AcqRel);
+        self.caches.identities.invalidate_all();
         Ok(())
     }
 
     async fn identity_by_uuid(&self, uuid: &str) -> StoreResult<Option<StoredIdentity>> {
         cached(
             self,
-            &self.identities,
+            &self.caches.identities,
             uuid.to_string(),
             self.inner.identity_by_uuid(uuid),
         )
@@ -138,9 +241,7 @@ impl Store for CachedStore {
     async fn delete_user(&self, name: &str) -> StoreResult<bool> {
         let deleted = self.inner.delete_user(name).await?;
         // Rare: drop everything rather than scan for the namespace's entries.
-        self.actions.invalidate_all();
-        self.packages.invalidate_all();
-        self.identities.invalidate_all();
+        self.invalidate(Invalidation::All).await;
         Ok(deleted)
     }
 
@@ -152,12 +253,18 @@ impl Store for CachedStore {
         overwrite: bool,
     ) -> StoreResult<ActionDoc> {
         let res = self.inner.put_action(key, doc, code, overwrite).await;
-        self.actions.invalidate(key).await;
+        self.invalidate(Invalidation::Action(key.clone())).await;
         res
     }
 
     async fn get_action(&self, key: &EntityKey) -> StoreResult<Option<ActionDoc>> {
-        cached(self, &self.actions, key.clone(), self.inner.get_action(key)).await
+        cached(
+            self,
+            &self.caches.actions,
+            key.clone(),
+            self.inner.get_action(key),
+        )
+        .await
     }
 
     async fn list_actions(
@@ -178,7 +285,7 @@ impl Store for CachedStore {
 
     async fn delete_action(&self, key: &EntityKey) -> StoreResult<Option<ActionDoc>> {
         let res = self.inner.delete_action(key).await;
-        self.actions.invalidate(key).await;
+        self.invalidate(Invalidation::Action(key.clone())).await;
         res
     }
 
@@ -196,9 +303,12 @@ impl Store for CachedStore {
         doc: PackageDoc,
         overwrite: bool,
     ) -> StoreResult<PackageDoc> {
-        let key = (namespace.to_string(), doc.name.clone());
+        let change = Invalidation::Package {
+            namespace: namespace.to_string(),
+            name: doc.name.clone(),
+        };
         let res = self.inner.put_package(namespace, doc, overwrite).await;
-        self.packages.invalidate(&key).await;
+        self.invalidate(change).await;
         res
     }
 
@@ -206,7 +316,7 @@ impl Store for CachedStore {
         let key = (namespace.to_string(), name.to_string());
         cached(
             self,
-            &self.packages,
+            &self.caches.packages,
             key,
             self.inner.get_package(namespace, name),
         )
@@ -228,9 +338,11 @@ impl Store for CachedStore {
 
     async fn delete_package(&self, namespace: &str, name: &str) -> StoreResult<Option<PackageDoc>> {
         let res = self.inner.delete_package(namespace, name).await;
-        self.packages
-            .invalidate(&(namespace.to_string(), name.to_string()))
-            .await;
+        self.invalidate(Invalidation::Package {
+            namespace: namespace.to_string(),
+            name: name.to_string(),
+        })
+        .await;
         res
     }
 
@@ -363,6 +475,7 @@ impl Store for CachedStore {
     }
 
     async fn close(&self) -> StoreResult<()> {
+        self.stop_following();
         self.inner.close().await
     }
 }

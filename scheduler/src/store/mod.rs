@@ -5,17 +5,25 @@
 //! schedule and activation records. Implementations:
 //! - [`sqlite::SqliteStore`]: the embedded default, one file `<data-dir>/wisp.db` in WAL mode.
 //!   Activation records go through a [`batcher::ActivationBatcher`] (OpenWhisk's dbBatcher):
-//!   `put_activation` only queues the record, a writer task inserts batches in one transaction,
-//!   reads see queued records, and [`Store::flush`] drains the queue (called on clean shutdown).
+//!   `put_activation` queues the record and returns once the writer task committed the batch
+//!   it went into (group commit: a batch is whatever queued during the previous commit), so an
+//!   acknowledged record survives `kill -9`; reads see queued records, and [`Store::flush`]
+//!   drains the queue (called on clean shutdown).
+//! - [`postgres::PostgresStore`]: PostgreSQL (`--store postgres://...`), shared by scheduler
+//!   replicas; migrated at open, writes of other replicas heard through `LISTEN`.
+//! - Both are [`common::SqlStore`] over their sqlx driver: one set of queries ([`sql`]) and
+//!   flows, and one test suite ([`suite`]) that both pass.
 //! - [`cache::CachedStore`]: a decorator over any store with moka caches for actions, packages
-//!   and identities, invalidated on every write through it (seed 001's datastore cache).
-//! - PostgreSQL: a later issue; it reuses the SQL of [`sql`] and the suite of [`suite`].
+//!   and identities, invalidated on every write through it and, on PostgreSQL, on every write
+//!   of another replica (seed 001's datastore cache).
 //!
 //! Keys are stored hashed (sha256) and compared in constant time.
 
 pub mod batcher;
 pub mod cache;
+pub mod common;
 pub mod entities;
+pub mod postgres;
 pub mod sql;
 pub mod sqlite;
 pub mod suite;
@@ -61,6 +69,41 @@ pub enum StoreError {
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
+
+impl StoreError {
+    /// Whether the store cannot take writes for now (disk full, read-only, I/O failure, the
+    /// database unreachable or shutting down) rather than refusing this request: the API
+    /// answers 503 `store_unavailable` for these, and clients may retry.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            StoreError::WriteFailed(_) | StoreError::WriterClosed | StoreError::Io(_) => true,
+            StoreError::Database(e) => match e {
+                sqlx::Error::Io(_)
+                | sqlx::Error::PoolTimedOut
+                | sqlx::Error::PoolClosed
+                | sqlx::Error::WorkerCrashed => true,
+                sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+                    if code.len() == 5 {
+                        // A PostgreSQL SQLSTATE: class 08 (connection), 53 (insufficient
+                        // resources, e.g. 53100 disk_full), 57P0x (shutdown), 25006 (read-only
+                        // transaction).
+                        code.starts_with("08")
+                            || code.starts_with("53")
+                            || code.starts_with("57P0")
+                            || code == "25006"
+                    } else {
+                        // An SQLite result code; extended codes keep the primary one in the low
+                        // byte: 8 READONLY, 10 IOERR, 13 FULL.
+                        code.parse::<u32>()
+                            .is_ok_and(|n| matches!(n & 0xff, 8 | 10 | 13))
+                    }
+                }),
+                _ => false,
+            },
+            _ => false,
+        }
+    }
+}
 
 /// A user: one namespace, one `uuid:key` credential.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -352,7 +395,8 @@ pub trait Store: Send + Sync + 'static {
 
     // ---- activations ----
 
-    /// Queues a record for the batched writer; visible to reads at once.
+    /// Writes a record through the group-committing writer: visible to reads at once, returns
+    /// once it is committed (an error when the batch could not be written).
     async fn put_activation(&self, record: ActivationRecord) -> StoreResult<()>;
     /// The record `id` of `namespace`.
     async fn get_activation(
@@ -378,20 +422,79 @@ pub trait Store: Send + Sync + 'static {
     async fn close(&self) -> StoreResult<()>;
 }
 
+/// `url` with the password of its user info (`scheme://user:password@host`) replaced by `***`,
+/// for messages and logs.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => {
+            let userinfo = &rest[..at];
+            let user = userinfo.split_once(':').map_or(userinfo, |(u, _)| u);
+            let masked = if userinfo.contains(':') {
+                format!("{user}:***")
+            } else {
+                user.to_string()
+            };
+            format!("{scheme}://{masked}{}", &rest[at..])
+        }
+        None => url.to_string(),
+    }
+}
+
 /// Opens the store `config` asks for: the embedded SQLite file in the data dir unless
-/// `config.store` is set, wrapped in the entity cache (whose counters come along for `/metrics`).
+/// `config.store` is set (`postgres://` or `postgresql://`: PostgreSQL), wrapped in the entity
+/// cache (whose counters come along for `/metrics`).
 pub async fn open(
     config: &crate::config::SchedulerConfig,
 ) -> StoreResult<(std::sync::Arc<dyn Store>, std::sync::Arc<cache::CacheStats>)> {
-    let inner: std::sync::Arc<dyn Store> = match config.store.as_deref() {
-        None | Some("") => std::sync::Arc::new(
+    let new_cache = |inner: std::sync::Arc<dyn Store>| {
+        cache::CachedStore::new(inner, config.entity_cache_capacity, config.entity_cache_ttl)
+    };
+    let cached = match config.store.as_deref() {
+        None | Some("") => new_cache(std::sync::Arc::new(
             sqlite::SqliteStore::open(&config.data_dir, sqlite::SqliteOptions::from_config(config))
                 .await?,
-        ),
+        )),
+        Some(url) if postgres::is_postgres_url(url) => {
+            let store =
+                postgres::PostgresStore::open(url, postgres::PostgresOptions::from_config(config))
+                    .await?;
+            // Listening before anything is cached: no write after this point goes unheard.
+            let changes = match postgres::entity_changes(url).await {
+                Ok(changes) => changes,
+                Err(e) => {
+                    let _ = store.close().await;
+                    return Err(e);
+                }
+            };
+            let cached = new_cache(std::sync::Arc::new(store));
+            cached.follow(changes);
+            cached
+        }
         Some(other) => return Err(StoreError::Unsupported(other.to_string())),
     };
-    let cached =
-        cache::CachedStore::new(inner, config.entity_cache_capacity, config.entity_cache_ttl);
     let stats = cached.stats();
     Ok((std::sync::Arc::new(cached), stats))
+}
+
+#[cfg(test)]
+mod redact_tests {
+    use super::redact_url;
+
+    #[test]
+    fn passwords_are_masked_and_nothing_else_changes() {
+        assert_eq!(
+            redact_url("postgres://wisp:s3cr@t@db:5432/wisp"),
+            "postgres://wisp:***@db:5432/wisp"
+        );
+        assert_eq!(
+            redact_url("postgres://wisp@db/wisp"),
+            "postgres://wisp@db/wisp"
+        );
+        assert_eq!(redact_url("postgres://db/x@y"), "postgres://db/x@y");
+        assert_eq!(redact_url("not a url"), "not a url");
+    }
 }

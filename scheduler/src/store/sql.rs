@@ -63,8 +63,8 @@ pub const DELETE_PACKAGE: &str = "DELETE FROM packages WHERE namespace = $1 AND 
 pub const INSERT_ACTIVATION: &str = "INSERT INTO activations \
      (activation_id, namespace, name, entity, start_ms, doc) VALUES ($1, $2, $3, $4, $5, $6) \
      ON CONFLICT (activation_id) DO NOTHING";
-/// Multi-row form of [`INSERT_ACTIVATION`] for `sqlx::QueryBuilder::push_values`: head, then
-/// the rows, then the tail.
+/// Multi-row form of [`INSERT_ACTIVATION`]: head, `VALUES (...), (...)`, then
+/// the tail.
 pub const INSERT_ACTIVATIONS_HEAD: &str =
     "INSERT INTO activations (activation_id, namespace, name, entity, start_ms, doc) ";
 pub const INSERT_ACTIVATIONS_TAIL: &str = " ON CONFLICT (activation_id) DO NOTHING";

@@ -1,7 +1,10 @@
 //! The store test suite: one async function that exercises every [`Store`] method against any
-//! implementation. The embedded store runs it in `tests/store_sqlite.rs`; the PostgreSQL store
-//! (issue 6) runs the same function. Namespaces get a random suffix, so the suite can run again
+//! implementation. The embedded store runs it in `tests/store_sqlite.rs`, the PostgreSQL store
+//! in `tests/store_postgres.rs`. Namespaces get a random suffix, so the suite can run again
 //! on a database that already holds data. Panics (with a message) on the first failed check.
+//!
+//! [`TestDatabase`] gives a PostgreSQL test a database of its own on the server named by
+//! `WISP_TEST_POSTGRES` (`scripts/postgres.sh` starts one and prints that variable).
 
 use std::sync::Arc;
 
@@ -742,4 +745,86 @@ async fn alarms(store: &dyn Store) {
     store.delete_trigger(&ns, "tick").await.unwrap();
     assert!(store.get_alarm(&ns, "tick").await.unwrap().is_none());
     assert!(!store.delete_alarm(&ns, "tick").await.unwrap());
+}
+
+/// The environment variable naming the PostgreSQL server tests use (a URL whose user may
+/// create databases), e.g. `postgres://wisp:wisp@127.0.0.1:55432/wisp_test`.
+pub const TEST_POSTGRES_ENV: &str = "WISP_TEST_POSTGRES";
+
+/// A database created for one test on the `WISP_TEST_POSTGRES` server, dropped (with any
+/// connection left open) when this value is dropped, panics included.
+pub struct TestDatabase {
+    /// The URL of the new database.
+    pub url: String,
+    server: String,
+    name: String,
+}
+
+impl TestDatabase {
+    /// Creates `wisp_test_<random>`. Without `WISP_TEST_POSTGRES` it prints why `test` is
+    /// skipped and answers `None`, unless `CI` is set: then the suite must run, and it panics.
+    pub async fn create(test: &str) -> Option<TestDatabase> {
+        use sqlx::Connection as _;
+        let Some(server) = std::env::var(TEST_POSTGRES_ENV)
+            .ok()
+            .filter(|v| !v.trim().is_empty())
+        else {
+            let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false");
+            assert!(
+                !ci,
+                "{TEST_POSTGRES_ENV} is not set but CI is: the PostgreSQL tests must run in CI \
+                 (eval \"$(scripts/postgres.sh)\" before cargo test)"
+            );
+            // Straight to stderr: the test harness hides what `eprintln!` prints in a passing test.
+            use std::io::Write as _;
+            let _ = writeln!(
+                std::io::stderr(),
+                "{test}: skipped: set {TEST_POSTGRES_ENV} (eval \"$(scripts/postgres.sh)\")"
+            );
+            return None;
+        };
+        let name = format!("wisp_test_{}", suffix());
+        let mut conn = sqlx::PgConnection::connect(&server)
+            .await
+            .unwrap_or_else(|e| panic!("connecting to {TEST_POSTGRES_ENV}: {e}"));
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut conn)
+            .await
+            .unwrap_or_else(|e| panic!("creating database {name}: {e}"));
+        let _ = conn.close().await;
+        let mut url = reqwest::Url::parse(&server)
+            .unwrap_or_else(|e| panic!("{TEST_POSTGRES_ENV} is not a URL: {e}"));
+        url.set_path(&name);
+        Some(TestDatabase {
+            url: url.to_string(),
+            server,
+            name,
+        })
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        use sqlx::Connection as _;
+        let (server, name) = (self.server.clone(), self.name.clone());
+        // Drop may run inside a runtime (or while unwinding): use a thread with a runtime of
+        // its own.
+        let dropped = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            rt.block_on(async {
+                let mut conn = sqlx::PgConnection::connect(&server).await?;
+                sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .execute(&mut conn)
+                    .await?;
+                conn.close().await?;
+                anyhow::Ok(())
+            })
+        })
+        .join();
+        if !matches!(dropped, Ok(Ok(()))) {
+            eprintln!("could not drop test database {}", self.name);
+        }
+    }
 }
