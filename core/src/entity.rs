@@ -126,14 +126,23 @@ pub struct PackageDoc {
     pub updated: u64,
 }
 
-/// The next semantic version after `v` (patch bump), as OpenWhisk bumps on update.
+/// The next semantic version after `v` (patch bump), as OpenWhisk bumps on update. A patch (or
+/// minor) number at `u64::MAX` carries into the next part instead of wrapping around;
+/// `MAX.MAX.MAX` stays as it is.
 pub fn bump_version(v: &str) -> String {
-    let mut parts: Vec<u64> = v.split('.').filter_map(|p| p.parse().ok()).collect();
-    if parts.len() != 3 {
+    let parts: Vec<u64> = v.split('.').filter_map(|p| p.parse().ok()).collect();
+    let [major, minor, patch] = parts[..] else {
         return "0.0.1".to_string();
-    }
-    parts[2] += 1;
-    format!("{}.{}.{}", parts[0], parts[1], parts[2])
+    };
+    let (major, minor, patch) = match (patch.checked_add(1), minor.checked_add(1)) {
+        (Some(p), _) => (major, minor, p),
+        (None, Some(m)) => (major, m, 0),
+        (None, None) => match major.checked_add(1) {
+            Some(m) => (m, 0, 0),
+            None => (major, minor, patch),
+        },
+    };
+    format!("{major}.{minor}.{patch}")
 }
 
 #[cfg(test)]

@@ -23,7 +23,8 @@ pub enum NameError {
 }
 
 /// Checks one path segment against OpenWhisk's entity-name rule:
-/// `\A([\w]|[\w][\w@ .-]*[\w@.-]+)\z`, at most 256 characters, and no `..`.
+/// `\A([\w]|[\w][\w@ .-]*[\w@.-]+)\z` (Java's ASCII-only `\w`: `[A-Za-z0-9_]`), at most 256
+/// characters, and no `..`.
 pub fn validate(name: &str) -> Result<(), NameError> {
     if name.is_empty() {
         return Err(NameError::Empty);
@@ -34,7 +35,7 @@ pub fn validate(name: &str) -> Result<(), NameError> {
     if name.contains("..") {
         return Err(NameError::DotDot(name.to_string()));
     }
-    let word = |c: char| c.is_alphanumeric() || c == '_';
+    let word = |c: char| c.is_ascii_alphanumeric() || c == '_';
     let mut chars = name.chars();
     let first = chars.next().unwrap();
     let last = name.chars().last().unwrap();
@@ -124,6 +125,9 @@ mod tests {
         assert!(matches!(validate("-x"), Err(NameError::BadChars(_))));
         assert!(matches!(validate("a/b"), Err(NameError::BadChars(_))));
         assert!(matches!(validate("a "), Err(NameError::BadChars(_))));
+        // Java's `\w` (OpenWhisk's regex) is ASCII-only.
+        assert!(matches!(validate("héllo"), Err(NameError::BadChars(_))));
+        assert!(matches!(validate("名前"), Err(NameError::BadChars(_))));
         assert_eq!(validate(&"x".repeat(257)), Err(NameError::TooLong));
         validate(&"x".repeat(256)).unwrap();
     }

@@ -141,6 +141,40 @@ async fn read_json<T: DeserializeOwned>(runtime: &Runtime, body: Body) -> Result
     })
 }
 
+/// A `code_url`, when given, must be an absolute http(s) URL. Anything else is the caller's
+/// mistake (400), not a failed fetch: that would answer 502 on `/prepare` and, on `/run`, a
+/// `whisk internal error` activation, which counts against this runtime's health.
+fn check_code_url(url: Option<&str>) -> Result<(), ApiError> {
+    let Some(url) = url else { return Ok(()) };
+    match reqwest::Url::parse(url) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.has_host() => Ok(()),
+        _ => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            format!("`code_url` {url:?} is not an absolute http(s) URL"),
+        )),
+    }
+}
+
+/// The identity strings become the guest's `__OW_*` environment variables, which cannot hold a
+/// NUL byte (the guest would see them cut short): such a request is malformed (400).
+fn check_env_values(req: &RunRequest) -> Result<(), ApiError> {
+    let fields = [
+        ("namespace", &req.namespace),
+        ("action", &req.action),
+        ("version", &req.version),
+        ("api_host", &req.api_host),
+    ];
+    match fields.iter().find(|(_, v)| v.contains('\0')) {
+        Some((name, _)) => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            format!("`{name}` contains a NUL character, which an environment variable cannot hold"),
+        )),
+        None => Ok(()),
+    }
+}
+
 fn short_type_name<T>() -> &'static str {
     let full = std::any::type_name::<T>();
     full.rsplit("::").next().unwrap_or(full)
@@ -153,6 +187,8 @@ async fn run(State(runtime): State<Runtime>, req: Request) -> Result<Response, A
         return Err(RunError::Draining.into());
     }
     let run_req: RunRequest = read_json(&runtime, body).await?;
+    check_code_url(run_req.code_url.as_deref())?;
+    check_env_values(&run_req)?;
     let resp = runtime.run(run_req).await?;
     Ok(axum::Json(resp).into_response())
 }
@@ -161,6 +197,7 @@ async fn prepare(State(runtime): State<Runtime>, req: Request) -> Result<Respons
     let (parts, body) = req.into_parts();
     check_token(&runtime, &parts.headers)?;
     let prep: PrepareRequest = read_json(&runtime, body).await?;
+    check_code_url(prep.code_url.as_deref())?;
     let resp = runtime.prepare_request(&prep).await?;
     Ok(axum::Json(resp).into_response())
 }

@@ -35,6 +35,11 @@ pub const POLL_PERIOD: Duration = Duration::from_secs(1);
 /// Shortest `interval` accepted (a wisp extension: OpenWhisk takes whole minutes; fractions
 /// down to one second are allowed here).
 pub const MIN_INTERVAL_MS: u64 = 1_000;
+/// Latest date an alarm accepts (`startDate`, `stopDate`, `once`): 9999-12-31T23:59:59.999Z,
+/// the last instant an ISO 8601 date can name. Keeps the schedule arithmetic far from `u64::MAX`.
+pub const MAX_DATE_MS: u64 = 253_402_300_799_999;
+/// Longest `interval` accepted: as long as [`MAX_DATE_MS`] (a longer one would never fire).
+pub const MAX_INTERVAL_MS: u64 = MAX_DATE_MS;
 /// The parameters the alarm feed consumes (they are not kept as trigger parameters).
 pub const FEED_PARAMS: &[&str] = &[
     "cron",
@@ -100,8 +105,18 @@ pub struct AlarmSpec {
 }
 
 /// Parses a date parameter: an ISO 8601 / RFC 3339 date (`2026-11-23T15:00:00Z`; without a zone
-/// it is UTC) or epoch milliseconds.
+/// it is UTC) or epoch milliseconds, at most [`MAX_DATE_MS`] (the year 9999).
 pub fn parse_date(key: &str, v: &Value) -> Result<u64, AlarmError> {
+    let ms = parse_date_unbounded(key, v)?;
+    if ms > MAX_DATE_MS {
+        return Err(bad(format!(
+            "{key} is after the year 9999 ({ms} epoch milliseconds)"
+        )));
+    }
+    Ok(ms)
+}
+
+fn parse_date_unbounded(key: &str, v: &Value) -> Result<u64, AlarmError> {
     match v {
         Value::Number(n) => n.as_u64().ok_or_else(|| {
             bad(format!(
@@ -156,6 +171,12 @@ impl AlarmSpec {
                 if !ms.is_finite() || ms < MIN_INTERVAL_MS as f64 {
                     return Err(bad(format!(
                         "interval must be at least 1 second (1/60 of a minute), not {v}"
+                    )));
+                }
+                if ms > MAX_INTERVAL_MS as f64 {
+                    return Err(bad(format!(
+                        "interval must be at most {} minutes, not {v}",
+                        MAX_INTERVAL_MS / 60_000
                     )));
                 }
                 Schedule::IntervalMs(ms.round() as u64)
@@ -214,7 +235,7 @@ impl AlarmSpec {
             Schedule::Cron(expr) => Cron::parse(expr).ok()?.next_after(from.saturating_sub(1))?,
             Schedule::IntervalMs(ms) => match self.start_date {
                 Some(s) if s > now => s,
-                _ => now + ms,
+                _ => now.checked_add(*ms)?,
             },
             Schedule::Once(at) => (*at).max(from),
         };
@@ -229,7 +250,7 @@ impl AlarmSpec {
             Schedule::IntervalMs(ms) => {
                 let ms = (*ms).max(1);
                 let behind = now.saturating_sub(fired) / ms + 1;
-                fired + behind * ms
+                fired.checked_add(behind.checked_mul(ms)?)?
             }
             Schedule::Once(_) => return None,
         };
@@ -268,8 +289,12 @@ fn field_value(s: &str, what: &str, names: &[&str], first: u32) -> Result<u32, A
     if let Some(i) = names.iter().position(|n| n.eq_ignore_ascii_case(s)) {
         return Ok(i as u32 + first);
     }
-    s.parse::<u32>()
-        .map_err(|_| bad(format!("cron {what} field: {s:?} is not a number")))
+    // Digits only: `str::parse` would also take a sign (`+5`), which cron does not.
+    s.bytes()
+        .all(|b| b.is_ascii_digit())
+        .then(|| s.parse::<u32>().ok())
+        .flatten()
+        .ok_or_else(|| bad(format!("cron {what} field: {s:?} is not a number")))
 }
 
 /// Parses one field into a bit set over `min..=max`.
@@ -310,10 +335,11 @@ fn parse_field(
                 "cron {what} field: {part:?} is outside {min}-{max}"
             )));
         }
-        let mut v = lo;
-        while v <= hi {
+        // Steps may be as large as u32::MAX: step in u64 so `v + step` cannot wrap.
+        let mut v = u64::from(lo);
+        while v <= u64::from(hi) {
             bits |= 1 << v;
-            v += step;
+            v += u64::from(step);
         }
     }
     Ok(bits)
@@ -357,7 +383,8 @@ impl Cron {
         }
     }
 
-    /// The first matching minute strictly after `after_ms` (epoch ms, UTC), within 5 years.
+    /// The first matching minute strictly after `after_ms` (epoch ms, UTC), within 5 years;
+    /// `None` also when that minute is past what epoch ms in a `u64` can hold.
     pub fn next_after(&self, after_ms: u64) -> Option<u64> {
         let start = after_ms / 60_000 + 1;
         let first_day = start / 1440;
@@ -374,7 +401,10 @@ impl Cron {
                     if self.hours & (1 << (minute / 60)) != 0
                         && self.minutes & (1 << (minute % 60)) != 0
                     {
-                        return Some((day * 1440 + u64::from(minute)) * 60_000);
+                        return day
+                            .checked_mul(1440)?
+                            .checked_add(u64::from(minute))?
+                            .checked_mul(60_000);
                     }
                 }
             }

@@ -21,7 +21,10 @@
 
 use axum::{
     Json,
-    extract::{Path, State},
+    extract::{
+        Path, State,
+        rejection::{BytesRejection, PathRejection},
+    },
     http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, header},
     response::{IntoResponse, Response},
 };
@@ -113,14 +116,44 @@ fn media_type(content_type: &str) -> String {
 }
 
 /// `ANY /api/v1/web/{*path}`.
+///
+/// The path and body extractors' rejections (a path that is not UTF-8 once percent-decoded, a
+/// body over the 1 MB limit) are answered here as JSON `{error, code}` like every other error:
+/// web routes sit outside the API's JSON error layer.
 pub async fn web_route(
     State(state): State<AppState>,
-    Path(path): Path<String>,
+    path: Result<Path<String>, PathRejection>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
-    body: bytes::Bytes,
+    body: Result<bytes::Bytes, BytesRejection>,
 ) -> Response {
+    let path = match path {
+        Ok(Path(path)) => path,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                format!("The request path is not valid: {}", e.body_text()),
+            );
+        }
+    };
+    let body = match body {
+        Ok(body) => body,
+        Err(e) => {
+            let status = e.status();
+            let code = crate::api::code_for_status(status);
+            let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::PayloadTooLarge {
+                    limit: state.config.max_body_bytes,
+                }
+                .to_string()
+            } else {
+                e.body_text()
+            };
+            return error(status, code, message);
+        }
+    };
     let path = path.trim_start_matches('/');
     let mut segments = path.splitn(4, '/');
     let (Some(ns), Some(pkg), Some(name_ext)) = (segments.next(), segments.next(), segments.next())
@@ -264,12 +297,20 @@ async fn authorize(
 }
 
 /// A web request's parameters: what the caller chose (query, body) and the HTTP context.
-struct WebParams {
-    request: Map<String, Value>,
-    context: Map<String, Value>,
+#[derive(Debug, Clone, PartialEq)]
+pub struct WebParams {
+    /// The query's and body's parameters (a request may not set reserved names through them).
+    pub request: Map<String, Value>,
+    /// `__ow_method`, `__ow_headers`, `__ow_path`, and `__ow_user`, `__ow_query`, `__ow_body`
+    /// when they apply.
+    pub context: Map<String, Value>,
 }
 
-fn build_params(
+/// Maps a web request to action parameters (OpenWhisk's rules, see the module docs): `rest` is
+/// the path after the action, `query` the raw query string, `raw` the `raw-http` annotation and
+/// `user` the namespace of an authenticated caller. Fails (400) only on a JSON body that does
+/// not parse. Public for the fuzz tests (`scheduler/tests/fuzz_web.rs`).
+pub fn build_params(
     method: &Method,
     headers: &HeaderMap,
     rest: &str,
@@ -529,14 +570,14 @@ fn http_response(result: Value) -> Result<Response, String> {
         Some(Value::Number(n)) => Some(
             n.as_u64()
                 .and_then(|c| u16::try_from(c).ok())
-                .and_then(|c| StatusCode::from_u16(c).ok())
+                .and_then(final_status)
                 .ok_or_else(|| format!("illegal status code {n}"))?,
         ),
         Some(Value::String(s)) => Some(
             s.trim()
                 .parse::<u16>()
                 .ok()
-                .and_then(|c| StatusCode::from_u16(c).ok())
+                .and_then(final_status)
                 .ok_or_else(|| format!("illegal status code {s:?}"))?,
         ),
         Some(other) => return Err(format!("illegal status code {other}")),
@@ -611,6 +652,15 @@ fn http_response(result: Value) -> Result<Response, String> {
             ))
         }
     }
+}
+
+/// A status a final HTTP response may carry: 200-599. (hyper turns a 1xx final answer into a
+/// 500, so an action's `statusCode: 101` would look like a platform failure.)
+fn final_status(code: u16) -> Option<StatusCode> {
+    (200..=599)
+        .contains(&code)
+        .then(|| StatusCode::from_u16(code).ok())
+        .flatten()
 }
 
 /// Whether `s` is plausibly base64 (and not, say, a JSON text).
