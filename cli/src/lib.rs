@@ -91,6 +91,8 @@ pub enum Command {
     Url(commands::url::UrlArgs),
     /// Manage users (needs the admin key in WISP_ADMIN_KEY).
     Admin(commands::admin::AdminArgs),
+    /// Load test: N clients doing blocking invokes for T seconds; throughput, latency, lost records.
+    Bench(commands::bench::BenchArgs),
     /// Print a shell completion script: `wisp completions bash > /etc/bash_completion.d/wisp`.
     Completions(commands::completions::CompletionsArgs),
 }
@@ -152,6 +154,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Namespace(args) => namespace::run(&ctx, args).await,
         Command::Url(args) => url::run(&ctx, args).await,
         Command::Admin(args) => admin::run(&ctx, args).await,
+        Command::Bench(args) => bench::run(&ctx, args).await,
         Command::Completions(args) => completions::run(args),
     }
 }

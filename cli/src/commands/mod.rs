@@ -3,6 +3,7 @@
 pub mod action;
 pub mod activation;
 pub mod admin;
+pub mod bench;
 pub mod completions;
 pub mod invoke;
 pub mod namespace;
@@ -146,6 +147,34 @@ impl EntityRef {
     pub fn display(&self) -> String {
         self.raw.clone()
     }
+}
+
+/// `--limit` / `--skip` of a `list` verb.
+#[derive(Debug, clap::Args)]
+pub struct ListWindow {
+    /// At most this many entries (default 30, max 200).
+    #[arg(short = 'l', long, default_value_t = 30)]
+    pub limit: u32,
+    /// Skip this many entries.
+    #[arg(short = 's', long, default_value_t = 0)]
+    pub skip: u32,
+}
+
+/// `GET /api/v1/namespaces/_/{collection}?limit=&skip=`: the JSON array of documents.
+pub async fn list_collection(
+    ctx: &crate::Ctx,
+    collection: &str,
+    window: &ListWindow,
+) -> anyhow::Result<Value> {
+    use anyhow::Context as _;
+    let query = [
+        ("limit", window.limit.to_string()),
+        ("skip", window.skip.to_string()),
+    ];
+    ctx.client()?
+        .get(&collection_segments(collection), &query)
+        .await
+        .with_context(|| format!("cannot list {collection}"))
 }
 
 /// `["api","v1","namespaces","_",collection]`.

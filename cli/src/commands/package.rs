@@ -4,9 +4,7 @@ use anyhow::{Context, bail};
 use clap::{Args, Subcommand, ValueEnum};
 use serde_json::{Map, Value, json};
 
-use super::{
-    AnnotationArgs, EntityRef, ParamArgs, collection_segments, format_ms, key_values, str_field,
-};
+use super::{AnnotationArgs, EntityRef, ListWindow, ParamArgs, format_ms, key_values, str_field};
 use crate::Ctx;
 
 #[derive(Debug, Args)]
@@ -25,7 +23,7 @@ pub enum PackageCommand {
     Get(NameArg),
     /// List packages.
     #[command(visible_alias = "ls")]
-    List(ListArgs),
+    List(ListWindow),
     /// Delete a package (it must hold no actions).
     Delete(NameArg),
     /// Bind a package (yours, or another namespace's shared one) under a new name with
@@ -71,16 +69,6 @@ pub struct PutArgs {
 pub struct NameArg {
     /// Package name.
     pub name: String,
-}
-
-#[derive(Debug, Args)]
-pub struct ListArgs {
-    /// At most this many packages (default 30, max 200).
-    #[arg(short = 'l', long, default_value_t = 30)]
-    pub limit: u32,
-    /// Skip this many packages.
-    #[arg(short = 's', long, default_value_t = 0)]
-    pub skip: u32,
 }
 
 pub async fn run(ctx: &Ctx, args: PackageArgs) -> anyhow::Result<()> {
@@ -185,16 +173,8 @@ async fn get(ctx: &Ctx, args: NameArg) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn list(ctx: &Ctx, args: ListArgs) -> anyhow::Result<()> {
-    let client = ctx.client()?;
-    let query = [
-        ("limit", args.limit.to_string()),
-        ("skip", args.skip.to_string()),
-    ];
-    let docs = client
-        .get(&collection_segments("packages"), &query)
-        .await
-        .context("cannot list packages")?;
+async fn list(ctx: &Ctx, args: ListWindow) -> anyhow::Result<()> {
+    let docs = super::list_collection(ctx, "packages", &args).await?;
     let rows = docs
         .as_array()
         .into_iter()

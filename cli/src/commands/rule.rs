@@ -4,7 +4,7 @@ use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
-use super::{EntityRef, collection_segments, format_ms, str_field};
+use super::{EntityRef, ListWindow, format_ms, str_field};
 use crate::Ctx;
 
 #[derive(Debug, Args)]
@@ -29,7 +29,7 @@ pub enum RuleCommand {
     Status(NameArg),
     /// List rules.
     #[command(visible_alias = "ls")]
-    List(ListArgs),
+    List(ListWindow),
     /// Delete a rule.
     Delete(NameArg),
 }
@@ -48,16 +48,6 @@ pub struct PutArgs {
 pub struct NameArg {
     /// Rule name.
     pub name: String,
-}
-
-#[derive(Debug, Args)]
-pub struct ListArgs {
-    /// At most this many rules (default 30, max 200).
-    #[arg(short = 'l', long, default_value_t = 30)]
-    pub limit: u32,
-    /// Skip this many rules.
-    #[arg(short = 's', long, default_value_t = 0)]
-    pub skip: u32,
 }
 
 pub async fn run(ctx: &Ctx, args: RuleArgs) -> anyhow::Result<()> {
@@ -157,16 +147,8 @@ async fn get(ctx: &Ctx, args: NameArg, status_only: bool) -> anyhow::Result<()> 
     Ok(())
 }
 
-async fn list(ctx: &Ctx, args: ListArgs) -> anyhow::Result<()> {
-    let query = [
-        ("limit", args.limit.to_string()),
-        ("skip", args.skip.to_string()),
-    ];
-    let docs = ctx
-        .client()?
-        .get(&collection_segments("rules"), &query)
-        .await
-        .context("cannot list rules")?;
+async fn list(ctx: &Ctx, args: ListWindow) -> anyhow::Result<()> {
+    let docs = super::list_collection(ctx, "rules", &args).await?;
     let rows = docs
         .as_array()
         .into_iter()

@@ -8,9 +8,7 @@ use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use serde_json::{Map, Value, json};
 
-use super::{
-    AnnotationArgs, EntityRef, ParamArgs, collection_segments, format_ms, key_values, str_field,
-};
+use super::{AnnotationArgs, EntityRef, ListWindow, ParamArgs, format_ms, key_values, str_field};
 use crate::Ctx;
 
 #[derive(Debug, Args)]
@@ -29,7 +27,7 @@ pub enum TriggerCommand {
     Get(NameArg),
     /// List triggers.
     #[command(visible_alias = "ls")]
-    List(ListArgs),
+    List(ListWindow),
     /// Delete a trigger (and its alarm).
     Delete(NameArg),
     /// Fire a trigger with parameters: runs the action of each of its active rules.
@@ -61,16 +59,6 @@ pub struct FireArgs {
     pub name: String,
     #[command(flatten)]
     pub params: ParamArgs,
-}
-
-#[derive(Debug, Args)]
-pub struct ListArgs {
-    /// At most this many triggers (default 30, max 200).
-    #[arg(short = 'l', long, default_value_t = 30)]
-    pub limit: u32,
-    /// Skip this many triggers.
-    #[arg(short = 's', long, default_value_t = 0)]
-    pub skip: u32,
 }
 
 pub async fn run(ctx: &Ctx, args: TriggerArgs) -> anyhow::Result<()> {
@@ -139,16 +127,8 @@ async fn get(ctx: &Ctx, args: NameArg) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn list(ctx: &Ctx, args: ListArgs) -> anyhow::Result<()> {
-    let query = [
-        ("limit", args.limit.to_string()),
-        ("skip", args.skip.to_string()),
-    ];
-    let docs = ctx
-        .client()?
-        .get(&collection_segments("triggers"), &query)
-        .await
-        .context("cannot list triggers")?;
+async fn list(ctx: &Ctx, args: ListWindow) -> anyhow::Result<()> {
+    let docs = super::list_collection(ctx, "triggers", &args).await?;
     let rows = docs
         .as_array()
         .into_iter()

@@ -50,6 +50,14 @@ pub struct UpArgs {
     /// Key of the admin API (`wisp admin ...`); without it the admin API is disabled.
     #[arg(long = "admin-key", env = "WISP_ADMIN_KEY", hide_env_values = true)]
     pub admin_key: Option<String>,
+    /// Activation records kept per namespace (the oldest are pruned beyond it).
+    #[arg(
+        long,
+        value_name = "N",
+        env = "WISP_ACTIVATION_RETENTION",
+        default_value_t = SchedulerConfig::default().activation_retention
+    )]
+    pub activation_retention: u64,
 }
 
 /// The default data dir: `~/.wisp/data`.
@@ -118,6 +126,7 @@ pub async fn run(ctx: &Ctx, args: UpArgs) -> anyhow::Result<()> {
         admin_key: args.admin_key.clone().filter(|k| !k.is_empty()),
         api_host: Some(apihost.clone()),
         code_base_url: Some(apihost.clone()),
+        activation_retention: args.activation_retention,
         ..SchedulerConfig::default()
     };
     let scheduler = match Scheduler::open(scheduler_config).await {
