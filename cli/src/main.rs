@@ -1,5 +1,9 @@
 //! The `wisp` binary: parses the command line, sets up tracing, and runs [`wisp_cli::run`].
 
+/// mimalloc: measurably less CPU per invoke than glibc malloc under load.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::io::IsTerminal;
 use std::process::ExitCode;
 

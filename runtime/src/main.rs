@@ -1,6 +1,10 @@
 //! `wisp-runtime`: parses flags, sets up tracing, binds, and serves until SIGTERM or Ctrl-C,
 //! then drains (stops accepting, finishes in-flight activations) and exits.
 
+/// mimalloc: measurably less CPU per invoke than glibc malloc under load.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use anyhow::Context;
 use clap::Parser;
 use tokio_util::sync::CancellationToken;

@@ -1,6 +1,10 @@
 //! `wisp-scheduler`: parses flags, sets up tracing, and runs [`wisp_scheduler::Scheduler`] until
 //! SIGTERM or Ctrl-C.
 
+/// mimalloc: measurably less CPU per invoke than glibc malloc under load.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use anyhow::Context as _;
 use clap::Parser as _;
 use tokio_util::sync::CancellationToken;

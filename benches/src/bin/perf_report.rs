@@ -736,7 +736,11 @@ fn section(inputs: &Inputs, flags: &BTreeMap<String, String>) -> anyhow::Result<
          dropping the `Store` inline instead of on a spawned task took it from 21 µs to 14 µs; \
          loading from disk on the worker instead of the blocking pool took a disk load from 240 µs \
          to 79 µs. Compilation happens when an action is created or updated (`POST /prepare` on \
-         the runtimes), never on the first invoke.\n"
+         the runtimes), never on the first invoke. For throughput at 32 clients (`wisp bench`, \
+         10 s runs): answering only after the record is committed kept ~6,800/s with zero lost; \
+         moving SQLite's WAL checkpoints off the commit path took p99 from ~14 ms to ~11 ms; \
+         mimalloc instead of glibc malloc (~9% of the CPU in a profile) took throughput from \
+         ~6,800/s to ~8,900/s and p99 to ~7-9 ms.\n"
     )?;
 
     // Published OpenWhisk figures.

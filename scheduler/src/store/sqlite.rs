@@ -119,9 +119,15 @@ impl SqlStore<Sqlite> {
                     Ok(!conn.is_in_transaction())
                 })
             })
-            .connect_with(connect.clone())
+            .connect_with(connect.clone().pragma("wal_autocheckpoint", "0"))
             .await?;
         migrator().run(&write).await?;
+        // Checkpoints off the commit path: SQLite's automatic checkpoint runs inside the commit
+        // that crosses 1,000 WAL pages, copying the WAL into the database file (and fsyncing
+        // it), which stalls that group commit — and every invoke waiting on it — for
+        // milliseconds. The writer never checkpoints; a task does PASSIVE checkpoints (which
+        // never block the writer or readers) on a connection of its own.
+        spawn_checkpointer(connect.clone(), write.clone()).await?;
         let read = SqlitePoolOptions::new()
             .max_connections(options.read_connections.max(1))
             .connect_with(connect)
@@ -133,4 +139,38 @@ impl SqlStore<Sqlite> {
             options.batch_size,
         ))
     }
+}
+
+/// How often the checkpointer copies the WAL into the database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
+
+/// Runs `PRAGMA wal_checkpoint(PASSIVE)` every [`CHECKPOINT_EVERY`] on a connection of its own
+/// until `write` is closed (the store's `close`). A failed checkpoint is logged and retried at
+/// the next tick; the WAL then only grows until one succeeds.
+async fn spawn_checkpointer(
+    connect: SqliteConnectOptions,
+    write: sqlx::SqlitePool,
+) -> StoreResult<()> {
+    let pool = SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(connect)
+        .await?;
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if write.is_closed() {
+                break;
+            }
+            if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                .execute(&pool)
+                .await
+            {
+                tracing::warn!(error = %e, "WAL checkpoint failed");
+            }
+        }
+        pool.close().await;
+    });
+    Ok(())
 }
