@@ -16,7 +16,7 @@ use wisp_core::entity::KeyValue;
 use wisp_core::names::QualifiedName;
 use wisp_core::{ActionDoc, Digest, Exec, Limits};
 
-use super::{ApiError, QueryMap, from_object, json_object, list_window, query_flag, valid_name};
+use super::{ApiError, QueryMap, from_object, json_object, query_flag, valid_name};
 use crate::auth::Identity;
 use crate::invoke::PrepareError;
 use crate::state::AppState;
@@ -466,13 +466,12 @@ pub async fn list_actions(
     if let Some(p) = pkg {
         valid_name("package", p)?;
     }
-    let (limit, skip) = list_window(&query, "actions")?;
-    if query_flag(&query, "count")? {
-        let n = state.store.count_actions(ns, pkg).await?;
-        return Ok(Json(json!({ "actions": n })));
-    }
-    let docs = state.store.list_actions(ns, pkg, limit, skip).await?;
-    Ok(Json(
-        serde_json::to_value(docs).map_err(|e| ApiError::Internal(e.to_string()))?,
-    ))
+    let store = &state.store;
+    super::list_or_count(
+        &query,
+        "actions",
+        || store.count_actions(ns, pkg),
+        |limit, skip| store.list_actions(ns, pkg, limit, skip),
+    )
+    .await
 }
