@@ -501,16 +501,7 @@ async fn list(ctx: &Ctx, args: ListArgs) -> anyhow::Result<()> {
 
 async fn delete(ctx: &Ctx, args: NameArg) -> anyhow::Result<()> {
     let entity = EntityRef::parse(&args.name, "action")?;
-    let client = ctx.client()?;
-    let doc = client
-        .delete(&entity.segments("actions"))
-        .await
-        .with_context(|| format!("cannot delete action {}", entity.display()))?;
-    ctx.out
-        .ok(&format!("deleted action {}", entity.display()), || {
-            doc.clone()
-        });
-    Ok(())
+    super::delete_entity(ctx, &entity, "actions", "action").await
 }
 
 /// Invokes `name` with `params`; prints the result (`result`), the activation (`blocking`) or

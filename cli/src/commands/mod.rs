@@ -149,6 +149,40 @@ impl EntityRef {
     }
 }
 
+/// `GET` of one entity of `collection` (`actions`, `packages`...); `cannot get KIND NAME` on
+/// failure.
+pub async fn get_entity(
+    ctx: &crate::Ctx,
+    entity: &EntityRef,
+    collection: &str,
+    kind: &str,
+) -> anyhow::Result<Value> {
+    ctx.client()?
+        .get(&entity.segments(collection), &[])
+        .await
+        .with_context(|| format!("cannot get {kind} {}", entity.display()))
+}
+
+/// `DELETE` of one entity of `collection`; prints `deleted KIND NAME` (the deleted document with
+/// `--json`).
+pub async fn delete_entity(
+    ctx: &crate::Ctx,
+    entity: &EntityRef,
+    collection: &str,
+    kind: &str,
+) -> anyhow::Result<()> {
+    let doc = ctx
+        .client()?
+        .delete(&entity.segments(collection))
+        .await
+        .with_context(|| format!("cannot delete {kind} {}", entity.display()))?;
+    ctx.out
+        .ok(&format!("deleted {kind} {}", entity.display()), || {
+            doc.clone()
+        });
+    Ok(())
+}
+
 /// `--limit` / `--skip` of a `list` verb.
 #[derive(Debug, clap::Args)]
 pub struct ListWindow {

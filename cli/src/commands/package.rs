@@ -164,11 +164,7 @@ async fn put(ctx: &Ctx, args: PutArgs, update: bool) -> anyhow::Result<()> {
 
 async fn get(ctx: &Ctx, args: NameArg) -> anyhow::Result<()> {
     let entity = package_ref(&args.name)?;
-    let client = ctx.client()?;
-    let doc = client
-        .get(&entity.segments("packages"), &[])
-        .await
-        .with_context(|| format!("cannot get package {}", entity.display()))?;
+    let doc = super::get_entity(ctx, &entity, "packages", "package").await?;
     ctx.out.value(&doc);
     Ok(())
 }
@@ -212,14 +208,5 @@ async fn list(ctx: &Ctx, args: ListWindow) -> anyhow::Result<()> {
 
 async fn delete(ctx: &Ctx, args: NameArg) -> anyhow::Result<()> {
     let entity = package_ref(&args.name)?;
-    let client = ctx.client()?;
-    let doc = client
-        .delete(&entity.segments("packages"))
-        .await
-        .with_context(|| format!("cannot delete package {}", entity.display()))?;
-    ctx.out
-        .ok(&format!("deleted package {}", entity.display()), || {
-            doc.clone()
-        });
-    Ok(())
+    super::delete_entity(ctx, &entity, "packages", "package").await
 }

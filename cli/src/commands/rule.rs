@@ -130,11 +130,7 @@ async fn set_status(ctx: &Ctx, args: NameArg, status: &str) -> anyhow::Result<()
 
 async fn get(ctx: &Ctx, args: NameArg, status_only: bool) -> anyhow::Result<()> {
     let entity = rule_ref(&args.name)?;
-    let doc = ctx
-        .client()?
-        .get(&entity.segments("rules"), &[])
-        .await
-        .with_context(|| format!("cannot get rule {}", entity.display()))?;
+    let doc = super::get_entity(ctx, &entity, "rules", "rule").await?;
     if status_only {
         let status = str_field(&doc, "status").to_string();
         ctx.out.ok(
@@ -176,14 +172,5 @@ async fn list(ctx: &Ctx, args: ListWindow) -> anyhow::Result<()> {
 
 async fn delete(ctx: &Ctx, args: NameArg) -> anyhow::Result<()> {
     let entity = rule_ref(&args.name)?;
-    let doc = ctx
-        .client()?
-        .delete(&entity.segments("rules"))
-        .await
-        .with_context(|| format!("cannot delete rule {}", entity.display()))?;
-    ctx.out
-        .ok(&format!("deleted rule {}", entity.display()), || {
-            doc.clone()
-        });
-    Ok(())
+    super::delete_entity(ctx, &entity, "rules", "rule").await
 }

@@ -118,11 +118,7 @@ async fn put(ctx: &Ctx, args: PutArgs, update: bool) -> anyhow::Result<()> {
 
 async fn get(ctx: &Ctx, args: NameArg) -> anyhow::Result<()> {
     let entity = trigger_ref(&args.name)?;
-    let doc = ctx
-        .client()?
-        .get(&entity.segments("triggers"), &[])
-        .await
-        .with_context(|| format!("cannot get trigger {}", entity.display()))?;
+    let doc = super::get_entity(ctx, &entity, "triggers", "trigger").await?;
     ctx.out.value(&doc);
     Ok(())
 }
@@ -158,16 +154,7 @@ async fn list(ctx: &Ctx, args: ListWindow) -> anyhow::Result<()> {
 
 async fn delete(ctx: &Ctx, args: NameArg) -> anyhow::Result<()> {
     let entity = trigger_ref(&args.name)?;
-    let doc = ctx
-        .client()?
-        .delete(&entity.segments("triggers"))
-        .await
-        .with_context(|| format!("cannot delete trigger {}", entity.display()))?;
-    ctx.out
-        .ok(&format!("deleted trigger {}", entity.display()), || {
-            doc.clone()
-        });
-    Ok(())
+    super::delete_entity(ctx, &entity, "triggers", "trigger").await
 }
 
 async fn fire(ctx: &Ctx, args: FireArgs) -> anyhow::Result<()> {

@@ -1,6 +1,5 @@
 //! `wisp url NAME`: the web URL of an action (as `ops url` prints it).
 
-use anyhow::Context;
 use clap::Args;
 use serde_json::json;
 
@@ -17,10 +16,7 @@ pub struct UrlArgs {
 pub async fn run(ctx: &Ctx, args: UrlArgs) -> anyhow::Result<()> {
     let entity = EntityRef::parse(&args.name, "action")?;
     let client = ctx.client()?;
-    let doc = client
-        .get(&entity.segments("actions"), &[])
-        .await
-        .with_context(|| format!("cannot get action {}", entity.display()))?;
+    let doc = super::get_entity(ctx, &entity, "actions", "action").await?;
     let url = web_url(client.apihost(), &doc);
     if !is_web(&doc) {
         crate::output::note(&format!(

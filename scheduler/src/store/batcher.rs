@@ -24,8 +24,9 @@
 //! Known caveats: a failed batch is retried a few times with back-off (up to ~1.3 s), then
 //! given up: every `put` of the batch returns [`StoreError::WriteFailed`] (so the invoke path
 //! answers an error, never a success whose record is lost), the records are dropped from
-//! `pending`, counted in [`ActivationBatcher::failed`] and logged. Durability is the sink's: with SQLite in WAL mode, `synchronous=NORMAL`
-//! survives a process crash but not a power loss; `FULL` survives both.
+//! `pending`, counted in [`ActivationBatcher::failed`] and logged. Durability is the sink's:
+//! with SQLite in WAL mode, `synchronous=NORMAL` survives a process crash but not a power loss;
+//! `FULL` survives both.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
