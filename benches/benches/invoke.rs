@@ -52,7 +52,6 @@ async fn start() -> anyhow::Result<Platform> {
         data_dir: data.path().to_path_buf(),
         runtime_token: Some("bench-token".into()),
         api_host: Some(base.clone()),
-        code_base_url: Some(base.clone()),
         ..wisp_scheduler::SchedulerConfig::default()
     })
     .await?;

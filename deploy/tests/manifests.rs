@@ -45,6 +45,7 @@ const MAX_ACTION_TIMEOUT_S: i64 = 300;
 /// The `WISP_*` variables DESIGN.md pins per binary (flags and env table; "both" rows included).
 const PINNED_SCHEDULER_ENV: &[&str] = &[
     "WISP_PORT",
+    "WISP_BIND",
     "WISP_RUNTIMES",
     "WISP_DATA_DIR",
     "WISP_STORE",
@@ -53,6 +54,7 @@ const PINNED_SCHEDULER_ENV: &[&str] = &[
 ];
 const PINNED_RUNTIME_ENV: &[&str] = &[
     "WISP_PORT",
+    "WISP_BIND",
     "WISP_USER_MEMORY",
     "WISP_CACHE_DIR",
     "WISP_RUNTIME_TOKEN",
@@ -61,12 +63,14 @@ const PINNED_RUNTIME_ENV: &[&str] = &[
 /// Of those, what a deployment must set: the port, the credentials from the Secret, the store.
 const REQUIRED_SCHEDULER_ENV: &[&str] = &[
     "WISP_PORT",
+    "WISP_BIND",
     "WISP_STORE",
     "WISP_RUNTIME_TOKEN",
     "WISP_ADMIN_KEY",
 ];
 const REQUIRED_RUNTIME_ENV: &[&str] = &[
     "WISP_PORT",
+    "WISP_BIND",
     "WISP_USER_MEMORY",
     "WISP_CACHE_DIR",
     "WISP_RUNTIME_TOKEN",

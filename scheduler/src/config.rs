@@ -19,8 +19,8 @@ pub struct SchedulerArgs {
     /// Port of the REST API.
     #[arg(long, env = "WISP_PORT", default_value_t = 3233)]
     pub port: u16,
-    /// Address to listen on.
-    #[arg(long, env = "WISP_BIND", default_value = "0.0.0.0")]
+    /// Address to listen on: loopback unless set (the Kubernetes manifests set 0.0.0.0).
+    #[arg(long, env = "WISP_BIND", default_value = "127.0.0.1")]
     pub bind: std::net::IpAddr,
     /// Base URL of a runtime (repeatable; the env var takes a comma-separated list).
     #[arg(long = "runtime", env = "WISP_RUNTIMES", value_delimiter = ',')]
@@ -31,9 +31,19 @@ pub struct SchedulerArgs {
     /// Store URL: empty = the embedded file in the data dir, `postgres://...` = PostgreSQL.
     #[arg(long, env = "WISP_STORE", default_value = "")]
     pub store: String,
-    /// Shared internal token for `/run` and code fetches.
+    /// Shared internal token the scheduler presents to runtimes on `/run` and `/prepare`.
+    /// Required: the scheduler refuses to start without it unless `--insecure-no-token`.
     #[arg(long, env = "WISP_RUNTIME_TOKEN", hide_env_values = true)]
     pub runtime_token: Option<String>,
+    /// This replica's name: the owner of the activations it accepts. A restarted replica with
+    /// the same name finishes those it left unfinished; others claim them once it has been
+    /// gone a minute. Default: `HOSTNAME:PORT` (a pod's name is its hostname).
+    #[arg(long = "instance-id", env = "WISP_INSTANCE_ID")]
+    pub instance_id: Option<String>,
+    /// Start without `WISP_RUNTIME_TOKEN` (runtimes must then accept requests without a token:
+    /// anyone who can reach them can run code). Only for a machine nobody else can reach.
+    #[arg(long = "insecure-no-token", env = "WISP_INSECURE_NO_TOKEN")]
+    pub insecure_no_token: bool,
     /// Key guarding the admin API (`Authorization: Bearer KEY`); the admin API is disabled without it.
     #[arg(long, env = "WISP_ADMIN_KEY", hide_env_values = true)]
     pub admin_key: Option<String>,
@@ -41,8 +51,6 @@ pub struct SchedulerArgs {
     #[arg(long, env = "WISP_API_HOST")]
     pub api_host: Option<String>,
     /// Base URL runtimes fetch code from (default: the API host).
-    #[arg(long, env = "WISP_CODE_BASE_URL")]
-    pub code_base_url: Option<String>,
     /// Activation records kept per namespace (older ones are deleted).
     #[arg(long, env = "WISP_ACTIVATION_RETENTION", default_value_t = 10_000)]
     pub activation_retention: u64,
@@ -106,6 +114,21 @@ impl SchedulerArgs {
         SocketAddr::new(self.bind, self.port)
     }
 
+    /// Refuses flags that would leave the scheduler open: no runtime token without
+    /// `--insecure-no-token`.
+    pub fn check_secure(&self) -> Result<(), String> {
+        let has_token = self.runtime_token.as_deref().is_some_and(|t| !t.is_empty());
+        if has_token || self.insecure_no_token {
+            Ok(())
+        } else {
+            Err(
+                "WISP_RUNTIME_TOKEN is not set: set the token shared with the runtimes, \
+                 or pass --insecure-no-token on a machine nobody else can reach"
+                    .into(),
+            )
+        }
+    }
+
     /// The library configuration these flags describe.
     pub fn into_config(self) -> SchedulerConfig {
         let kubernetes = self
@@ -121,7 +144,12 @@ impl SchedulerArgs {
         let api_host = self
             .api_host
             .unwrap_or_else(|| format!("http://127.0.0.1:{}", self.port));
+        let instance_id = self
+            .instance_id
+            .filter(|i| !i.trim().is_empty())
+            .unwrap_or_else(|| format!("{}:{}", hostname(), self.port));
         SchedulerConfig {
+            instance_id: Some(instance_id),
             runtimes: self
                 .runtimes
                 .into_iter()
@@ -131,7 +159,6 @@ impl SchedulerArgs {
             store: Some(self.store).filter(|s| !s.trim().is_empty()),
             runtime_token: self.runtime_token.filter(|t| !t.is_empty()),
             admin_key: self.admin_key.filter(|k| !k.is_empty()),
-            code_base_url: self.code_base_url.or_else(|| Some(api_host.clone())),
             api_host: Some(api_host),
             activation_retention: self.activation_retention,
             cluster_size: self.cluster_size.max(1),
@@ -144,9 +171,22 @@ impl SchedulerArgs {
     }
 }
 
+/// The machine's host name (a pod's name on Kubernetes), or `wisp` when it cannot be read.
+fn hostname() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "wisp".into())
+}
+
 /// Everything the scheduler library runs with. Built once at start, shared as `Arc`.
 #[derive(Debug, Clone)]
 pub struct SchedulerConfig {
+    /// This replica's name, the owner of the activations it accepts (see
+    /// [`SchedulerArgs::instance_id`]); `None`: a random one per start.
+    pub instance_id: Option<String>,
     /// Base URLs of the runtimes (static list).
     pub runtimes: Vec<String>,
     /// Folder of the embedded store.
@@ -160,8 +200,6 @@ pub struct SchedulerConfig {
     pub admin_key: Option<String>,
     /// `__OW_API_HOST`.
     pub api_host: Option<String>,
-    /// Base URL runtimes fetch code from; `None`: code goes inline when a runtime asks.
-    pub code_base_url: Option<String>,
     /// Activation records kept per namespace.
     pub activation_retention: u64,
     /// Scheduler replicas sharing runtime capacity.
@@ -188,13 +226,13 @@ pub struct SchedulerConfig {
 impl Default for SchedulerConfig {
     fn default() -> Self {
         SchedulerConfig {
+            instance_id: None,
             runtimes: Vec::new(),
             data_dir: PathBuf::from("./wisp-data"),
             store: None,
             runtime_token: None,
             admin_key: None,
             api_host: None,
-            code_base_url: None,
             activation_retention: 10_000,
             cluster_size: 1,
             activation_batch_size: 512,
@@ -240,7 +278,6 @@ mod tests {
         assert_eq!(config.store, None, "empty --store is the embedded file");
         assert_eq!(config.admin_key.as_deref(), Some("k"));
         assert_eq!(config.api_host.as_deref(), Some("http://127.0.0.1:4000"));
-        assert_eq!(config.code_base_url, config.api_host);
         assert_eq!(config.max_body_bytes, 1024 * 1024);
     }
 
@@ -260,6 +297,29 @@ mod tests {
             !SchedulerConfig::default().kubernetes,
             "the library never assumes a cluster"
         );
+    }
+
+    #[test]
+    fn secure_by_default() {
+        let args =
+            SchedulerArgs::try_parse_from(["wisp-scheduler", "--runtime-token", "t"]).unwrap();
+        assert!(args.bind.is_loopback(), "listens on loopback unless --bind");
+        assert!(args.check_secure().is_ok());
+        let open =
+            SchedulerArgs::try_parse_from(["wisp-scheduler", "--runtime-token", ""]).unwrap();
+        assert!(
+            open.check_secure()
+                .unwrap_err()
+                .contains("WISP_RUNTIME_TOKEN")
+        );
+        let insecure = SchedulerArgs::try_parse_from([
+            "wisp-scheduler",
+            "--runtime-token",
+            "",
+            "--insecure-no-token",
+        ])
+        .unwrap();
+        assert!(insecure.check_secure().is_ok());
     }
 
     #[test]

@@ -7,7 +7,8 @@
 //! through [`Store::put_activation`], whether the caller waits for it (blocking, up to [`BLOCKING_WAIT`]), stops waiting (the 202 after 60 s), or never
 //! waited (non-blocking). The task:
 //!
-//! 1. sends `POST /run` to the leased runtime with a `code_url` on this scheduler (or none);
+//! 1. sends `POST /run` to the leased runtime, without the code (a runtime keeps what it was
+//!    sent at create time, `/prepare`, or earlier);
 //! 2. on a connection refused before anything was sent (or a 503 from a draining runtime, which
 //!    runs nothing new), marks the runtime offline and schedules the activation on another
 //!    runtime (excluding the refusers), so a dead or draining runtime costs no failed invocation;
@@ -45,9 +46,7 @@ use tokio::sync::oneshot;
 use tokio_util::task::TaskTracker;
 use wisp_core::{
     ActionDoc, ActivationId, ActivationRecord, ActivationResponse, Digest, Exec, KeyValue, Limits,
-    RunRequest, RunResponse, Status,
-    entity::merge_params,
-    run::{CODE_PATH_PREFIX, ErrorBody},
+    RunRequest, RunResponse, Status, entity::merge_params, run::ErrorBody,
 };
 
 use crate::api::ApiError;
@@ -75,12 +74,16 @@ pub const ACTIVATION_ID_HEADER: &str = "x-openwhisk-activation-id";
 pub struct InvokerConfig {
     /// `WISP_RUNTIME_TOKEN`, sent as a bearer token to runtimes.
     pub runtime_token: Option<String>,
-    /// Base URL runtimes fetch code from (`{base}/internal/v1/code/{digest}`); `None`: runtimes
-    /// that lack code get it inline after their `409 code_unknown`.
-    pub code_base_url: Option<String>,
     /// `__OW_API_HOST` given to actions.
     pub api_host: String,
+    /// This scheduler's instance id: the owner of the acceptances it commits.
+    pub instance: String,
 }
+
+/// The error of an activation that was accepted (answered 202) but whose scheduler died before
+/// it ended: it is never run again (at most once).
+pub const RESTARTED_MESSAGE: &str =
+    "The scheduler restarted before the activation finished; it was not run again.";
 
 /// Why compile-ahead refused a module.
 #[derive(Debug, thiserror::Error)]
@@ -182,8 +185,6 @@ struct Inner {
     pools: Arc<RuntimePools>,
     client: RuntimeClient,
     cfg: InvokerConfig,
-    /// `{code_base_url}/internal/v1/code/`, when runtimes can fetch code from this scheduler.
-    code_prefix: Option<String>,
     blocking_wait: Duration,
     grace: Duration,
     /// Every activation task, so shutdown can wait for their records ([`Invoker::drain`]).
@@ -221,18 +222,12 @@ impl Invoker {
         cfg: InvokerConfig,
         client: RuntimeClient,
     ) -> Self {
-        let code_prefix = cfg
-            .code_base_url
-            .as_deref()
-            .filter(|u| !u.trim().is_empty())
-            .map(|u| format!("{}{CODE_PATH_PREFIX}", u.trim_end_matches('/')));
         Invoker {
             inner: Arc::new(Inner {
                 store,
                 pools,
                 client,
                 cfg,
-                code_prefix,
                 blocking_wait: BLOCKING_WAIT,
                 grace: RUNTIME_GRACE,
                 tasks: TaskTracker::new(),
@@ -250,7 +245,6 @@ impl Invoker {
                 pools: Arc::clone(&inner.pools),
                 client: inner.client.clone(),
                 cfg: inner.cfg.clone(),
-                code_prefix: inner.code_prefix.clone(),
                 blocking_wait: wait,
                 grace: inner.grace,
                 tasks: inner.tasks.clone(),
@@ -324,12 +318,41 @@ impl Invoker {
         Ok(())
     }
 
+    /// Tells every known runtime (shared and dedicated) to drop the compiled code of `digest`,
+    /// which no action uses any more, from its caches, so deleted and overwritten actions do not
+    /// fill the runtimes' disks. In the background; a runtime that cannot be reached keeps the
+    /// file until its own LRU bound evicts it.
+    pub fn forget(&self, digest: &Digest) {
+        let pools = &self.inner.pools;
+        let mut urls: Vec<String> = pools
+            .shared()
+            .snapshot()
+            .into_iter()
+            .map(|r| r.url)
+            .collect();
+        for user in pools.dedicated_users() {
+            if let Some(b) = pools.dedicated(&user) {
+                urls.extend(b.snapshot().into_iter().map(|r| r.url));
+            }
+        }
+        for url in urls {
+            let (client, digest) = (self.inner.client.clone(), digest.clone());
+            self.inner.tasks.spawn(async move {
+                if let Err(e) = client.forget(&url, &digest).await {
+                    tracing::warn!(runtime = %url, %digest, error = %e, "cannot drop unused code");
+                }
+            });
+        }
+    }
+
     /// Starts an activation. See the module docs.
     pub async fn invoke(&self, req: InvokeRequest) -> Result<InvokeOutcome, InvokeError> {
         let received = Instant::now();
         let id = ActivationId::generate();
         let blocking = req.blocking;
         let (tx, rx) = oneshot::channel::<Result<ActivationRecord, InvokeError>>();
+        // The record this activation ends as if the scheduler dies after answering 202.
+        let mut fallback: Option<ActivationRecord>;
         match &req.action.exec {
             Exec::Wasm { digest, .. } => {
                 let digest = parse_digest(&req.action, digest.as_deref())?;
@@ -349,6 +372,11 @@ impl Invoker {
                 let lease = self
                     .schedule(&job, &[])
                     .map_err(|_| InvokeError::NoRuntime)?;
+                fallback =
+                    Some(self.failed_record(&job, None, Status::InternalError, RESTARTED_MESSAGE));
+                if !blocking {
+                    self.accept(fallback.take()).await?;
+                }
                 let this = self.clone();
                 self.inner.tasks.spawn(async move {
                     let mut job = job;
@@ -364,7 +392,7 @@ impl Invoker {
                 }
                 let components = components.clone();
                 let this = self.clone();
-                let seq = SeqJob {
+                let seq_job = SeqJob {
                     id: id.clone(),
                     subject: req.subject,
                     path: req.path,
@@ -374,6 +402,11 @@ impl Invoker {
                     received,
                     action: req.action,
                 };
+                fallback = Some(seq_job.failed_record(Status::InternalError, RESTARTED_MESSAGE));
+                if !blocking {
+                    self.accept(fallback.take()).await?;
+                }
+                let seq = seq_job;
                 self.inner.tasks.spawn(async move {
                     let result = this.run_sequence(&seq, components, 0).await;
                     match result {
@@ -397,8 +430,30 @@ impl Invoker {
             Ok(Err(_)) => Err(InvokeError::Internal(format!(
                 "activation {id} ended without an answer"
             ))),
-            Err(_) => Ok(InvokeOutcome::Accepted(id)),
+            Err(_) => {
+                // Past the blocking wait: the 202 leaves once the acceptance is committed.
+                self.accept(fallback).await?;
+                Ok(InvokeOutcome::Accepted(id))
+            }
         }
+    }
+
+    /// Commits the acceptance of an activation about to be answered 202.
+    async fn accept(&self, fallback: Option<ActivationRecord>) -> Result<(), InvokeError> {
+        let Some(fallback) = fallback else {
+            return Ok(());
+        };
+        let id = fallback.activation_id.clone();
+        self.inner
+            .store
+            .accept_activation(&self.inner.cfg.instance, fallback)
+            .await
+            .map_err(|e| {
+                tracing::error!(activation = %id, error = %e, "cannot commit an acceptance");
+                InvokeError::RecordNotStored(format!(
+                    "activation {id} could not be accepted durably: {e}"
+                ))
+            })
     }
 
     /// A lease on a runtime for `job`, excluding runtimes that refused it.
@@ -478,10 +533,7 @@ impl Invoker {
             action: job.path.clone(),
             version: job.action.version.clone(),
             digest: job.digest.clone(),
-            code_url: inner
-                .code_prefix
-                .as_ref()
-                .map(|p| format!("{p}{}", job.digest)),
+            code_url: None,
             code: None,
             limits: job.action.limits,
             params: std::mem::take(&mut job.params),

@@ -54,6 +54,48 @@ use store::Credentials;
 pub struct Scheduler {
     state: AppState,
     background: CancellationToken,
+    /// The owner of the activations this scheduler accepts.
+    instance: String,
+}
+
+/// How often a replica on a shared store says it is alive.
+const HEARTBEAT_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+/// A replica not seen alive for this long is gone: another claims what it accepted.
+const DEAD_AFTER: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Whether other replicas may share the store (PostgreSQL), so acceptances can be orphaned.
+fn config_is_shared(state: &AppState) -> bool {
+    state.config.store.is_some()
+}
+
+/// On a shared store: says every [`HEARTBEAT_EVERY`] that `instance` is alive, and finishes the
+/// acceptances of replicas not seen for [`DEAD_AFTER`] (claimed in the store first, so two
+/// replicas never finish the same one).
+fn spawn_orphan_claimer(store: Arc<dyn store::Store>, instance: String, stop: CancellationToken) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(HEARTBEAT_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                _ = tick.tick() => {}
+            }
+            if let Err(e) = store.heartbeat(&instance, true).await {
+                tracing::warn!(error = %e, "heartbeat failed");
+                continue;
+            }
+            let orphans = store::Recovery::Orphans {
+                dead_after: DEAD_AFTER,
+            };
+            match store.recover_accepted(&instance, orphans).await {
+                Ok(0) => {}
+                Ok(n) => {
+                    tracing::warn!(n, "finished activations accepted by a replica that is gone")
+                }
+                Err(e) => tracing::warn!(error = %e, "claiming orphaned activations failed"),
+            }
+        }
+    });
 }
 
 impl Scheduler {
@@ -68,6 +110,26 @@ impl Scheduler {
                     Some(url) => format!("opening the store {}", store::redact_url(url)),
                     None => format!("opening the store in {}", config.data_dir.display()),
                 })?;
+        let instance = config
+            .instance_id
+            .clone()
+            .unwrap_or_else(|| format!("wisp-{}", uuid::Uuid::new_v4().simple()));
+        let recovery = if config.store.is_some() {
+            store.heartbeat(&instance, true).await?;
+            store::Recovery::Own
+        } else {
+            store::Recovery::Everything
+        };
+        let recovered = store
+            .recover_accepted(&instance, recovery)
+            .await
+            .context("finishing the activations a previous run accepted")?;
+        if recovered > 0 {
+            tracing::warn!(
+                recovered,
+                "activations accepted before a restart ended as whisk internal errors"
+            );
+        }
         let balancer = Balancer::new(BalancerConfig {
             cluster_size: config.cluster_size.max(1),
             ..BalancerConfig::default()
@@ -89,8 +151,8 @@ impl Scheduler {
             Arc::clone(&pools),
             InvokerConfig {
                 runtime_token: config.runtime_token.clone(),
-                code_base_url: config.code_base_url.clone(),
                 api_host: config.api_host.clone().unwrap_or_default(),
+                instance: instance.clone(),
             },
             client,
         );
@@ -125,7 +187,18 @@ impl Scheduler {
             metrics: Arc::new(Metrics::new(Some(cache_stats))),
         };
         alarm::spawn_poller(state.clone(), background.child_token());
-        Ok(Scheduler { state, background })
+        if config_is_shared(&state) {
+            spawn_orphan_claimer(
+                state.store.clone(),
+                instance.clone(),
+                background.child_token(),
+            );
+        }
+        Ok(Scheduler {
+            state,
+            background,
+            instance,
+        })
     }
 
     /// The shared state (store, balancer, invoker, config, metrics).
@@ -209,6 +282,11 @@ impl Scheduler {
     pub async fn shutdown(&self) -> anyhow::Result<()> {
         self.background.cancel();
         self.state.invoker.drain().await;
+        if config_is_shared(&self.state)
+            && let Err(e) = self.state.store.heartbeat(&self.instance, false).await
+        {
+            tracing::warn!(error = %e, "cannot deregister this replica");
+        }
         self.state
             .store
             .close()

@@ -19,6 +19,13 @@ async fn main() -> anyhow::Result<()> {
         )
         .init();
     let args = SchedulerArgs::parse();
+    if let Err(message) = args.check_secure() {
+        eprintln!("wisp-scheduler: {message}");
+        std::process::exit(2);
+    }
+    if args.insecure_no_token {
+        tracing::warn!("running without a runtime token (--insecure-no-token)");
+    }
     let addr = args.listen_addr();
     let initial = args
         .initial_user

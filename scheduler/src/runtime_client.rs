@@ -8,28 +8,23 @@
 //! - [`RuntimeProber`]: the balancer's [`Prober`]: `GET /health` pings and the test activation that
 //!   brings an unhealthy runtime back, running the built-in [`health_module`] (a tiny WASI command
 //!   assembled from WAT once per process).
-//! - [`code_route`]: `GET /internal/v1/code/{digest}`, where runtimes fetch code they lack,
-//!   guarded by the shared `WISP_RUNTIME_TOKEN`.
+//!
+//! Code reaches a runtime one way only: pushed by the scheduler (`/prepare` when an action is
+//! created or updated, inline in `/run` after a `409 code_unknown`). No scheduler route serves
+//! code, and no runtime dials a URL a request names.
 
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
-use axum::{
-    Json,
-    extract::{Path, State},
-    http::{HeaderMap, StatusCode, header},
-    response::{IntoResponse, Response},
-};
 use base64::Engine as _;
+use reqwest::header;
 use serde_json::{Map, json};
-use subtle::ConstantTimeEq;
 use wisp_core::{
     ActivationId, Digest, Limits, RunRequest, RunResponse, Status,
     run::{CODE_UNKNOWN, ErrorBody, PREPARE_PATH, PrepareRequest, PrepareResponse, RUN_PATH},
 };
 
 use crate::balancer::{PingInfo, Prober};
-use crate::state::AppState;
 
 /// How long establishing a TCP connection to a runtime may take before the runtime counts as
 /// unreachable (the request was then never sent, so the activation can go elsewhere).
@@ -125,11 +120,29 @@ impl RuntimeClient {
     }
 
     fn post(&self, url: &str, path: &str) -> reqwest::RequestBuilder {
-        let mut rb = self.http.post(join(url, path));
-        if let Some(auth) = &self.authorization {
-            rb = rb.header(header::AUTHORIZATION, auth.as_ref());
+        self.authorized(self.http.post(join(url, path)))
+    }
+
+    fn authorized(&self, rb: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.authorization {
+            Some(auth) => rb.header(header::AUTHORIZATION, auth.as_ref()),
+            None => rb,
         }
-        rb
+    }
+
+    /// `DELETE {url}/code/{digest}`: the runtime drops the compiled code of `digest` from its
+    /// memory and disk caches (no action uses it any more). A runtime that never had it is fine.
+    pub async fn forget(&self, url: &str, digest: &Digest) -> Result<(), String> {
+        let response = self
+            .authorized(self.http.delete(join(url, &format!("/code/{digest}"))))
+            .timeout(PING_TIMEOUT)
+            .send()
+            .await
+            .map_err(|e| error_chain(&e))?;
+        match response.status() {
+            s if s.is_success() || s == reqwest::StatusCode::NOT_FOUND => Ok(()),
+            s => Err(format!("DELETE /code answered HTTP {}", s.as_u16())),
+        }
     }
 
     /// `POST {url}/run`. `timeout` bounds the whole exchange (use the action's timeout plus a
@@ -414,62 +427,6 @@ impl Prober for RuntimeProber {
         let url = url.to_string();
         async move { RuntimeProber::test_activation(&this, &url).await }
     }
-}
-
-/// `GET /internal/v1/code/{digest}`: the raw code blob for a runtime. Bearer `WISP_RUNTIME_TOKEN`
-/// when one is configured (401 otherwise); 400 for a malformed digest; 404 for an unknown one.
-pub async fn code_route(
-    State(state): State<AppState>,
-    Path(digest): Path<String>,
-    headers: HeaderMap,
-) -> Response {
-    if let Some(token) = state
-        .config
-        .runtime_token
-        .as_deref()
-        .filter(|t| !t.is_empty())
-    {
-        let presented = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .unwrap_or("");
-        if !bool::from(presented.as_bytes().ct_eq(token.as_bytes())) {
-            return error_response(
-                StatusCode::UNAUTHORIZED,
-                "unauthorized",
-                "a valid runtime token is required",
-            );
-        }
-    }
-    if digest == health_module().digest.as_str() {
-        return code_bytes(health_module().bytes.clone());
-    }
-    let digest: Digest = match digest.parse() {
-        Ok(d) => d,
-        Err(e) => return error_response(StatusCode::BAD_REQUEST, "bad_digest", &e.to_string()),
-    };
-    match state.store.get_code(&digest).await {
-        Ok(Some(bytes)) => code_bytes(bytes),
-        Ok(None) => error_response(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            &format!("no code with digest {digest}"),
-        ),
-        Err(e) => error_response(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "store_error",
-            &e.to_string(),
-        ),
-    }
-}
-
-fn code_bytes(bytes: Vec<u8>) -> Response {
-    ([(header::CONTENT_TYPE, "application/wasm")], bytes).into_response()
-}
-
-fn error_response(status: StatusCode, code: &str, message: &str) -> Response {
-    (status, Json(ErrorBody::new(code, message))).into_response()
 }
 
 #[cfg(test)]

@@ -5,7 +5,8 @@
 //!   is 404, so nothing leaks). Package `default` means no package.
 //! - `require-whisk-auth`: a string or number must equal the `X-Require-Whisk-Auth` header;
 //!   `true` needs a valid `uuid:key` (HTTP Basic) of any user, whose namespace becomes
-//!   `__ow_user`; otherwise 401.
+//!   `__ow_user`; otherwise 401. The `authorization` header is then removed from
+//!   `__ow_headers`: the action never sees the caller's key.
 //! - Params: package < action < query < body (a JSON object or form data), plus `__ow_method`
 //!   (lowercase), `__ow_headers` (lowercase names), `__ow_path` (what follows the action), and
 //!   `__ow_body` when the body is not a JSON object or form (base64 when binary). Actions with
@@ -326,6 +327,11 @@ pub fn build_params(
     );
     let mut hs = Map::new();
     for (name, value) in headers {
+        // The caller's whisk credentials were checked here and must not reach the action (it
+        // is another tenant's code): it gets `__ow_user` instead.
+        if user.is_some() && name == header::AUTHORIZATION {
+            continue;
+        }
         let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
         match hs.get_mut(name.as_str()) {
             Some(Value::String(existing)) => {

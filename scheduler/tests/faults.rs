@@ -221,6 +221,16 @@ struct Scheduler {
 
 impl Scheduler {
     async fn start(data: &Path, runtimes: &[&Runtime], auth: &str) -> Result<Scheduler> {
+        Self::start_with(data, runtimes, auth, &[]).await
+    }
+
+    /// [`Scheduler::start`] with more flags (`--store`, `--instance-id`...).
+    async fn start_with(
+        data: &Path,
+        runtimes: &[&Runtime],
+        auth: &str,
+        extra: &[&str],
+    ) -> Result<Scheduler> {
         let port = free_port();
         let mut cmd = Command::new("sh");
         cmd.args(["-c", "trap '' XFSZ; exec \"$0\" \"$@\""])
@@ -230,6 +240,7 @@ impl Scheduler {
             .arg(data)
             .args(["--initial-user", "alice", "--initial-auth", auth])
             .args(["--kubernetes", "off"])
+            .args(extra)
             .env("WISP_RUNTIME_TOKEN", TOKEN)
             .env_remove("WISP_RUNTIMES")
             .env_remove("WISP_STORE");
@@ -347,6 +358,21 @@ impl Scheduler {
             resp.status().as_u16(),
             resp.json().await.unwrap_or(Value::Null),
         ))
+    }
+
+    /// Non-blocking invoke: the status and activation id of the 202.
+    async fn invoke_async(&self, name: &str, params: Value) -> Result<(u16, Option<String>)> {
+        let resp = self
+            .req(
+                reqwest::Method::POST,
+                &format!("/api/v1/namespaces/_/actions/{name}"),
+            )
+            .json(&params)
+            .send()
+            .await?;
+        let status = resp.status().as_u16();
+        let body: Value = resp.json().await.unwrap_or(Value::Null);
+        Ok((status, body["activationId"].as_str().map(str::to_string)))
     }
 
     /// The scheduler's `/metrics` text.
@@ -708,4 +734,249 @@ async fn a_slow_runtime_is_never_sent_more_than_its_memory_slots() -> Result<()>
         assert_eq!(r.activations_total().await?, 2, "{} ran two", r.url);
     }
     Ok(())
+}
+
+/// Drives non-blocking invokes of `hello` and of a 400 ms `sleep` from 4 clients, kills the
+/// scheduler with `SIGKILL` mid-flight, restarts it on the same store, and checks that every
+/// acknowledged (202) activation ends as a record: the ones that finished before the kill as
+/// they ran, the ones cut off as a whisk internal error saying the scheduler restarted — and
+/// that none of those is run again (the runtime's activation count does not move).
+async fn acknowledged_non_blocking_activations_survive_kill_9(extra: &[&str]) -> Result<()> {
+    const CLIENTS: usize = 4;
+    let runtime = Runtime::start(8192).await?;
+    let data = tempfile::tempdir()?;
+    let auth = fresh_auth();
+    let s = Arc::new(Scheduler::start_with(data.path(), &[&runtime], &auth, extra).await?);
+    for (name, function) in [("hello", "hello"), ("sleep", "sleep")] {
+        let (status, body) = s.put_action(name, function, json!({})).await?;
+        assert_eq!(status, 200, "{body}");
+    }
+    let acked: Arc<Mutex<Vec<String>>> = Arc::default();
+    let refused: Arc<Mutex<Vec<String>>> = Arc::default();
+    let mut tasks = tokio::task::JoinSet::new();
+    for c in 0..CLIENTS {
+        let (s, acked, refused) = (Arc::clone(&s), Arc::clone(&acked), Arc::clone(&refused));
+        tasks.spawn(async move {
+            for i in 0.. {
+                let (name, params) = if (i + c) % 2 == 0 {
+                    ("hello", json!({"name": format!("client {c}")}))
+                } else {
+                    ("sleep", json!({"ms": 400}))
+                };
+                let Ok((status, id)) = s.invoke_async(name, params).await else {
+                    return; // the scheduler is gone
+                };
+                match (status, id) {
+                    (202, Some(id)) => acked.lock().unwrap().push(id),
+                    other => {
+                        refused.lock().unwrap().push(format!("{other:?}"));
+                        return;
+                    }
+                }
+            }
+        });
+    }
+    // Wait for some acknowledgements, then kill mid-flight.
+    for _ in 0..300 {
+        if acked.lock().unwrap().len() >= 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let killed = Command::new("kill")
+        .args(["-KILL", &s.proc.pid().to_string()])
+        .status()?;
+    assert!(killed.success(), "kill -9 of the scheduler");
+    while let Some(done) = tasks.join_next().await {
+        done?;
+    }
+    drop(Arc::into_inner(s).context("the clients are done")?);
+    let acked = std::mem::take(&mut *acked.lock().unwrap());
+    let refused = std::mem::take(&mut *refused.lock().unwrap());
+    assert!(refused.is_empty(), "refused before the kill: {refused:?}");
+    assert!(
+        acked.len() >= CLIENTS,
+        "the load ran: {} acknowledged",
+        acked.len()
+    );
+
+    // What the runtime ran, once what the dead scheduler sent it has finished.
+    for _ in 0..200 {
+        if runtime.in_flight().await? == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let ran_before = runtime.activations_total().await?;
+
+    let s = Arc::new(Scheduler::start_with(data.path(), &[&runtime], &auth, extra).await?);
+    let results: Vec<std::result::Result<String, String>> =
+        futures::stream::iter(acked.iter().cloned())
+            .map(|id| {
+                let s = Arc::clone(&s);
+                async move {
+                    match s.get(&format!("activations/{id}")).await {
+                        Ok((200, r)) if r["activationId"] == id.as_str() => {
+                            Ok(r["response"]["status"].as_str().unwrap_or("").to_string()
+                                + " "
+                                + r["response"]["result"]["error"].as_str().unwrap_or(""))
+                        }
+                        other => Err(format!("{id}: {other:?}")),
+                    }
+                }
+            })
+            .buffer_unordered(16)
+            .collect()
+            .await;
+    let missing: Vec<&String> = results.iter().filter_map(|r| r.as_ref().err()).collect();
+    assert!(
+        missing.is_empty(),
+        "{} of {} acknowledged activations have no record, e.g. {:?}",
+        missing.len(),
+        acked.len(),
+        &missing[..missing.len().min(5)]
+    );
+    let restarted = results
+        .iter()
+        .flatten()
+        .filter(|r| r.starts_with("whisk internal error") && r.contains("restarted"))
+        .count();
+    for r in results.iter().flatten() {
+        assert!(
+            r.starts_with("success")
+                || (r.starts_with("whisk internal error") && r.contains("restarted")),
+            "unexpected end: {r}"
+        );
+    }
+    assert!(
+        restarted > 0,
+        "some activations were cut off by the kill and recovered"
+    );
+    eprintln!(
+        "{} acknowledged, {restarted} ended as 'scheduler restarted' after kill -9",
+        acked.len()
+    );
+    assert_eq!(
+        runtime.activations_total().await?,
+        ran_before,
+        "no recovered activation ran again"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_loses_no_acknowledged_non_blocking_activation_on_sqlite() -> Result<()> {
+    acknowledged_non_blocking_activations_survive_kill_9(&[]).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_loses_no_acknowledged_non_blocking_activation_on_postgres() -> Result<()> {
+    let Some(db) = wisp_scheduler::store::suite::TestDatabase::create("faults_accepted").await
+    else {
+        return Ok(());
+    };
+    // A fixed instance id: the restarted replica finishes its own acceptances at start.
+    acknowledged_non_blocking_activations_survive_kill_9(&[
+        "--store",
+        &db.url,
+        "--instance-id",
+        "faults-replica-a",
+    ])
+    .await
+}
+
+/// Starts `wisp-scheduler` through `sh` with `umask` and the given flags and environment.
+fn spawn_scheduler(umask: &str, args: &[&str], token: Option<&str>) -> Result<Child> {
+    let mut cmd = Command::new("sh");
+    cmd.args(["-c", &format!("umask {umask}; exec \"$0\" \"$@\"")])
+        .arg(scheduler_bin())
+        .args(args)
+        .args(["--kubernetes", "off"])
+        .env_remove("WISP_RUNTIME_TOKEN")
+        .env_remove("WISP_BIND")
+        .env_remove("WISP_INSECURE_NO_TOKEN")
+        .env_remove("WISP_STORE")
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    if let Some(t) = token {
+        cmd.env("WISP_RUNTIME_TOKEN", t);
+    }
+    Ok(cmd.spawn()?)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_scheduler_refuses_to_start_without_a_runtime_token() -> Result<()> {
+    let data = tempfile::tempdir()?;
+    let port = free_port().to_string();
+    let dir = data.path().to_str().context("utf-8 temp dir")?;
+    let out =
+        spawn_scheduler("022", &["--port", &port, "--data-dir", dir], None)?.wait_with_output()?;
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("WISP_RUNTIME_TOKEN") && stderr.contains("--insecure-no-token"),
+        "{stderr}"
+    );
+    // With the flag it starts (and serves on loopback).
+    let mut child = spawn_scheduler(
+        "022",
+        &["--port", &port, "--data-dir", dir, "--insecure-no-token"],
+        None,
+    )?;
+    let served = wait_healthy(format!("127.0.0.1:{port}").parse()?).await;
+    let _ = child.kill();
+    let _ = child.wait();
+    served
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_scheduler_listens_on_loopback_and_keeps_its_files_private() -> Result<()> {
+    let data = tempfile::tempdir()?;
+    let dir = data.path().join("data");
+    let port = free_port();
+    let mut child = spawn_scheduler(
+        "000",
+        &[
+            "--port",
+            &port.to_string(),
+            "--data-dir",
+            dir.to_str().context("utf-8 temp dir")?,
+        ],
+        Some(TOKEN),
+    )?;
+    let checked = async {
+        wait_healthy(SocketAddr::from(([127, 0, 0, 1], port))).await?;
+        // 127.0.0.2 is loopback too, but a socket bound to 127.0.0.1 does not take its
+        // connections, while one bound to 0.0.0.0 would.
+        let other = std::net::TcpStream::connect_timeout(
+            &SocketAddr::from(([127, 0, 0, 2], port)),
+            Duration::from_secs(2),
+        );
+        ensure!(
+            other.is_err(),
+            "the scheduler answers on 127.0.0.2: not bound to loopback only"
+        );
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = |p: &Path| std::fs::metadata(p).map(|m| m.permissions().mode() & 0o777);
+        ensure!(mode(&dir)? == 0o700, "data dir mode {:o}", mode(&dir)?);
+        for f in ["wisp.db", "wisp.db-wal", "wisp.db-shm"] {
+            let path = dir.join(f);
+            if path.exists() {
+                ensure!(
+                    mode(&path)? == 0o600,
+                    "{f} mode {:o} under umask 000",
+                    mode(&path)?
+                );
+            } else {
+                ensure!(f != "wisp.db", "no wisp.db in the data dir");
+            }
+        }
+        Ok(())
+    }
+    .await;
+    let _ = child.kill();
+    let _ = child.wait();
+    checked
 }

@@ -4,7 +4,7 @@
 mod common_b;
 
 use anyhow::Result;
-use common_b::{RuntimeProc, SchedulerOptions, SchedulerProc, TOKEN, annotation};
+use common_b::{RuntimeProc, SchedulerProc, TOKEN, annotation};
 use serde_json::{Value, json};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -200,7 +200,7 @@ async fn no_runtime_answers_503_without_a_record() -> Result<()> {
     let dead = std::net::TcpListener::bind("127.0.0.1:0")?;
     let dead_url = format!("http://{}", dead.local_addr()?);
     drop(dead);
-    let s = SchedulerProc::start_with(vec![dead_url], SchedulerOptions::default()).await?;
+    let s = SchedulerProc::start_with(vec![dead_url]).await?;
     // With no runtime to compile it, the module is accepted on its wasm magic.
     s.deploy("hello", "hello", json!({})).await?;
     for query in ["blocking=true", "blocking=true", ""] {
@@ -215,7 +215,7 @@ async fn no_runtime_answers_503_without_a_record() -> Result<()> {
     );
 
     // And with no runtime configured at all.
-    let s = SchedulerProc::start_with(vec![], SchedulerOptions::default()).await?;
+    let s = SchedulerProc::start_with(vec![]).await?;
     s.deploy("hello", "hello", json!({})).await?;
     let r = s.invoke("hello", "blocking=true", json!({})).await?;
     assert_eq!(r.status, 503);
@@ -234,43 +234,33 @@ async fn no_runtime_answers_503_without_a_record() -> Result<()> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn prepare_compiles_ahead_and_fresh_runtimes_get_code_by_url_or_inline() -> Result<()> {
-    for code_url in [true, false] {
-        let mut runtime = RuntimeProc::start()?;
-        let addr = runtime.addr;
-        let s = SchedulerProc::start_with(vec![runtime.url.clone()], SchedulerOptions { code_url })
-            .await?;
-        s.deploy("hello", "hello", json!({})).await?;
-        // Compiled when created: the first invoke loads nothing.
-        let r = s.invoke("hello", "blocking=true", json!({})).await?;
-        assert_eq!(r.status, 200, "{}", r.body);
-        assert_eq!(
-            annotation(&r.body, "initTime"),
-            Some(&json!(0)),
-            "code_url={code_url}"
-        );
+async fn prepare_compiles_ahead_and_fresh_runtimes_get_the_code_inline() -> Result<()> {
+    let mut runtime = RuntimeProc::start()?;
+    let addr = runtime.addr;
+    let s = SchedulerProc::start_with(vec![runtime.url.clone()]).await?;
+    s.deploy("hello", "hello", json!({})).await?;
+    // Compiled when created: the first invoke loads nothing.
+    let r = s.invoke("hello", "blocking=true", json!({})).await?;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(annotation(&r.body, "initTime"), Some(&json!(0)));
 
-        // A new runtime process on the same address knows no code: it fetches it from the
-        // scheduler (code_url) or asks for it (409) and gets it inline.
-        runtime.kill();
-        let fresh = restart_on(addr)?;
-        let r = s
-            .invoke("hello", "blocking=true", json!({"name": "again"}))
-            .await?;
-        assert_eq!(r.status, 200, "code_url={code_url}: {}", r.body);
-        assert_eq!(
-            r.body["response"]["result"],
-            json!({"greeting": "Hello, again!"})
-        );
-        let init = annotation(&r.body, "initTime")
-            .and_then(Value::as_u64)
-            .unwrap();
-        assert!(
-            init > 0,
-            "the fresh runtime had to compile (code_url={code_url})"
-        );
-        drop(fresh);
-    }
+    // A new runtime process on the same address knows no code: it answers 409 code_unknown
+    // and the scheduler sends the code inline (the runtime never fetches anything).
+    runtime.kill();
+    let fresh = restart_on(addr)?;
+    let r = s
+        .invoke("hello", "blocking=true", json!({"name": "again"}))
+        .await?;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        r.body["response"]["result"],
+        json!({"greeting": "Hello, again!"})
+    );
+    let init = annotation(&r.body, "initTime")
+        .and_then(Value::as_u64)
+        .unwrap();
+    assert!(init > 0, "the fresh runtime had to compile");
+    drop(fresh);
     Ok(())
 }
 
@@ -288,38 +278,21 @@ fn restart_on(addr: std::net::SocketAddr) -> Result<RuntimeProc> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn code_endpoint_serves_by_digest_behind_the_token() -> Result<()> {
+async fn no_route_serves_code_even_with_the_runtime_token() -> Result<()> {
     let runtime = RuntimeProc::start()?;
     let s = SchedulerProc::start(&[&runtime]).await?;
     let code = wisp_testkit::function_bytes("hello");
     s.deploy_bytes("hello", &code, json!({})).await?;
     let digest = wisp_core::Digest::of(&code);
     let url = format!("{}/internal/v1/code/{digest}", s.base);
-
-    let resp = s.http.get(&url).bearer_auth(TOKEN).send().await?;
-    assert_eq!(resp.status(), 200);
-    assert_eq!(resp.bytes().await?.as_ref(), code.as_slice());
-
-    assert_eq!(s.http.get(&url).send().await?.status(), 401);
-    assert_eq!(
-        s.http.get(&url).bearer_auth("wrong").send().await?.status(),
-        401
-    );
-    let unknown = wisp_core::Digest::of(b"nothing");
-    let resp = s
-        .http
-        .get(format!("{}/internal/v1/code/{unknown}", s.base))
-        .bearer_auth(TOKEN)
-        .send()
-        .await?;
-    assert_eq!(resp.status(), 404);
-    let resp = s
-        .http
-        .get(format!("{}/internal/v1/code/not-a-digest", s.base))
-        .bearer_auth(TOKEN)
-        .send()
-        .await?;
-    assert_eq!(resp.status(), 400);
+    for resp in [
+        s.http.get(&url).send().await?,
+        s.http.get(&url).bearer_auth(TOKEN).send().await?,
+    ] {
+        assert_eq!(resp.status(), 404);
+        let body: Value = resp.json().await?;
+        assert!(body["error"].is_string(), "{body}");
+    }
     Ok(())
 }
 

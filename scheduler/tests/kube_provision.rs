@@ -207,6 +207,7 @@ async fn user_add_with_dedicated_runtimes_applies_a_runtime_deployment() -> Resu
         c["env"],
         json!([
             {"name": "WISP_PORT", "value": "8080"},
+            {"name": "WISP_BIND", "value": "0.0.0.0"},
             {"name": "WISP_USER_MEMORY", "value": "768"},
             {"name": "WISP_CACHE_DIR", "value": "/var/cache/wisp"},
             {"name": "WISP_RUNTIME_TOKEN", "valueFrom": {"secretKeyRef": {"name": "wisp-user", "key": "WISP_RUNTIME_TOKEN"}}},

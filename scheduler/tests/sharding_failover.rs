@@ -136,11 +136,7 @@ async fn a_draining_runtime_costs_no_failed_invocation() -> Result<()> {
     use std::sync::atomic::Ordering;
     let (draining_url, refused) = draining_runtime().await?;
     let real = RuntimeProc::start()?;
-    let s = common_b::SchedulerProc::start_with(
-        vec![draining_url, real.url.clone()],
-        common_b::SchedulerOptions::default(),
-    )
-    .await?;
+    let s = common_b::SchedulerProc::start_with(vec![draining_url, real.url.clone()]).await?;
     // An action whose home is the draining runtime (index 0 of 2).
     let name = (0..100)
         .map(|i| format!("drain{i}"))

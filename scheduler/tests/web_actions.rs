@@ -217,6 +217,11 @@ async fn require_whisk_auth_and_raw_http() -> Result<()> {
     assert_eq!(resp.status(), 200);
     let p: Value = resp.json().await?;
     assert_eq!(p["__ow_user"], "alice");
+    // The caller's key never reaches the action (nor, through its result, the record).
+    assert!(p["__ow_headers"].is_object(), "{p}");
+    assert!(p["__ow_headers"].get("authorization").is_none(), "{p}");
+    let key = s.auth.rsplit(':').next().unwrap().to_string();
+    assert!(!p.to_string().contains(&key), "the key leaked: {p}");
 
     let p: Value = s
         .http

@@ -125,7 +125,6 @@ pub async fn run(ctx: &Ctx, args: UpArgs) -> anyhow::Result<()> {
         runtime_token: Some(token.clone()),
         admin_key: args.admin_key.clone().filter(|k| !k.is_empty()),
         api_host: Some(apihost.clone()),
-        code_base_url: Some(apihost.clone()),
         activation_retention: args.activation_retention,
         ..SchedulerConfig::default()
     };

@@ -207,6 +207,45 @@ fn check_put_size(
     Ok(())
 }
 
+/// The code digest of a wasm action.
+fn wasm_digest(action: &ActionDoc) -> Option<Digest> {
+    match &action.exec {
+        Exec::Wasm {
+            digest: Some(d), ..
+        } => d.parse().ok(),
+        _ => None,
+    }
+}
+
+/// After an action stopped using `digest`: when no action uses it any more (the store dropped
+/// the blob), the runtimes drop their compiled copies too.
+async fn forget_if_unused(state: &AppState, digest: &Digest) {
+    match state.store.has_code(digest).await {
+        Ok(false) => state.invoker.forget(digest),
+        Ok(true) => {}
+        Err(e) => tracing::warn!(%digest, error = %e, "cannot tell whether code is still used"),
+    }
+}
+
+/// Bodies above this size are parsed, decoded and hashed on a blocking thread.
+const OFF_WORKER_BYTES: usize = 256 << 10;
+
+/// Runs `work` (parsing, base64 decoding, hashing: ~0.1 s per 10 MB of code) on a blocking
+/// thread when the body is large, so a big upload never stalls the request workers that serve
+/// invokes; inline when it is small (a thread hop costs more than the work).
+async fn off_worker<T, F>(size: usize, work: F) -> Result<T, ApiError>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Result<T, ApiError> + Send + 'static,
+{
+    if size < OFF_WORKER_BYTES {
+        return work();
+    }
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| ApiError::Internal(format!("decoding the action failed: {e}")))?
+}
+
 /// Builds the document to store from a PUT body and the existing action (for an update).
 fn prepare(
     put: ActionPut,
@@ -265,9 +304,14 @@ pub async fn put_action(
 ) -> Result<Json<ActionDoc>, ApiError> {
     let key = action_key(&identity, &path)?;
     let overwrite = query_flag(&query, "overwrite")?;
-    let object = json_object(&body)?;
-    check_put_size(&object, body.len(), state.config.max_body_bytes)?;
-    let put: ActionPut = from_object(object)?;
+    let size = body.len();
+    let limit = state.config.max_body_bytes;
+    let put: ActionPut = off_worker(size, move || {
+        let object = json_object(&body)?;
+        check_put_size(&object, body.len(), limit)?;
+        from_object(object)
+    })
+    .await?;
     if let Some(pkg) = &key.package {
         let package = state.store.get_package(&key.namespace, pkg).await?;
         match package {
@@ -285,13 +329,17 @@ pub async fn put_action(
         }
     }
     let existing = state.store.get_action(&key).await?;
+    let old_digest = existing.as_ref().and_then(wasm_digest);
     if existing.is_some() && !overwrite {
         return Err(ApiError::Conflict(format!(
             "The action '{}' already exists (use overwrite=true to update it).",
             key.path()
         )));
     }
-    let prepared = prepare(put, &key, existing.as_ref())?;
+    let prepared = {
+        let key = key.clone();
+        off_worker(size, move || prepare(put, &key, existing.as_ref())).await?
+    };
     if let Exec::Sequence { components } = &prepared.doc.exec {
         check_sequence(&state, &key, components).await?;
     }
@@ -319,6 +367,11 @@ pub async fn put_action(
         .store
         .put_action(&key, prepared.doc, prepared.code, overwrite)
         .await?;
+    if let Some(old) = old_digest
+        && wasm_digest(&stored).as_ref() != Some(&old)
+    {
+        forget_if_unused(&state, &old).await;
+    }
     Ok(Json(stored))
 }
 
@@ -450,6 +503,9 @@ pub async fn delete_action(
         .delete_action(&key)
         .await?
         .ok_or(ApiError::NotFound)?;
+    if let Some(digest) = wasm_digest(&doc) {
+        forget_if_unused(&state, &digest).await;
+    }
     Ok(Json(doc))
 }
 

@@ -26,7 +26,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use axum::{Json, Router};
 use serde_json::{Value, json};
-use wisp_core::run::{CODE_PATH_PREFIX, ErrorBody};
+use wisp_core::run::ErrorBody;
 
 use crate::auth::Identity;
 use crate::state::AppState;
@@ -115,10 +115,6 @@ pub fn router(state: AppState) -> Router {
                 .put(rules::put_rule)
                 .delete(rules::delete_rule)
                 .post(rules::set_rule_status),
-        )
-        .route(
-            &format!("{CODE_PATH_PREFIX}{{digest}}"),
-            get(crate::runtime_client::code_route),
         )
         .route("/health", get(health))
         .route("/ready", get(ready))

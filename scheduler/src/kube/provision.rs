@@ -294,6 +294,7 @@ impl KubeProvisioner {
         };
         let mut env = vec![
             env_value("WISP_PORT", DEFAULT_RUNTIME_PORT.to_string()),
+            env_value("WISP_BIND", "0.0.0.0".to_string()),
             env_value("WISP_USER_MEMORY", s.runtime_user_memory_mb.to_string()),
             env_value("WISP_CACHE_DIR", "/var/cache/wisp".to_string()),
         ];

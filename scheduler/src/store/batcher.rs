@@ -12,6 +12,11 @@
 //! caller nothing waits for a timer. Records leave `pending` only after their batch committed, and
 //! before their waiters are answered, so a read after `put` returned finds the stored record.
 //!
+//! Acceptances ride the same group commits: [`ActivationBatcher::accept`] returns once the row
+//! saying "activation X was answered 202" is committed, and the `put` of X's record later deletes
+//! that row in the transaction that writes the record, so after a crash exactly the activations
+//! that were acknowledged and never recorded have a row (see [`super::Store::recover_accepted`]).
+//!
 //! [`ActivationBatcher::flush`] queues a marker and waits until everything queued before it is
 //! written; `close` flushes and stops the writer (later `put`s get [`StoreError::WriterClosed`]).
 //! A flush reports a failed batch that no waiter heard about (its `put` future was dropped), so
@@ -33,7 +38,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use dashmap::DashMap;
+use dashmap::{DashMap, DashSet};
 use tokio::sync::{Mutex, mpsc, oneshot};
 use tokio::task::JoinHandle;
 use wisp_core::{ActivationId, ActivationRecord};
@@ -43,7 +48,42 @@ use super::{ActivationFilter, StoreError, StoreResult};
 /// Where batches go: one call = one transaction.
 #[async_trait]
 pub trait ActivationSink: Send + Sync + 'static {
-    async fn write_batch(&self, records: &[Arc<ActivationRecord>]) -> StoreResult<()>;
+    async fn write_batch(&self, batch: &Batch) -> StoreResult<()>;
+}
+
+/// An activation answered 202 by scheduler `owner`: `fallback` is the record it ends as if no
+/// scheduler lives to write the real one (a whisk internal error).
+#[derive(Debug)]
+pub struct Acceptance {
+    pub owner: String,
+    pub accepted_ms: u64,
+    pub fallback: ActivationRecord,
+}
+
+/// What one group commit writes, in one transaction, in this order: acceptances, records, then
+/// the deletion of the acceptances the records settle.
+#[derive(Debug, Default)]
+pub struct Batch {
+    pub accepted: Vec<Arc<Acceptance>>,
+    pub records: Vec<Arc<ActivationRecord>>,
+    /// Ids of `records` whose activation was accepted: their acceptance rows go.
+    pub settled: Vec<ActivationId>,
+}
+
+impl Batch {
+    fn is_empty(&self) -> bool {
+        self.accepted.is_empty() && self.records.is_empty()
+    }
+
+    fn len(&self) -> usize {
+        self.accepted.len() + self.records.len()
+    }
+
+    fn clear(&mut self) {
+        self.accepted.clear();
+        self.records.clear();
+        self.settled.clear();
+    }
 }
 
 /// A queued record and its `put` order.
@@ -53,7 +93,9 @@ type Pending = (u64, Arc<ActivationRecord>);
 type Done = oneshot::Sender<Result<(), String>>;
 
 enum Msg {
-    Record(Arc<ActivationRecord>, Done),
+    /// A record, and whether it settles an acceptance.
+    Record(Arc<ActivationRecord>, bool, Done),
+    Accept(Arc<Acceptance>, Done),
     Flush(Done),
 }
 
@@ -69,6 +111,8 @@ const RETRIES: [Duration; 3] = [
 pub struct ActivationBatcher {
     tx: mpsc::Sender<Msg>,
     pending: Arc<DashMap<ActivationId, Pending>>,
+    /// Activations whose acceptance was queued and whose record was not yet put.
+    accepted: DashSet<ActivationId>,
     /// Order of `put`s, to list queued records of one start time newest first.
     sequence: AtomicU64,
     writer: Mutex<Option<JoinHandle<()>>>,
@@ -96,6 +140,7 @@ impl ActivationBatcher {
         ActivationBatcher {
             tx,
             pending,
+            accepted: DashSet::new(),
             sequence: AtomicU64::new(0),
             writer: Mutex::new(Some(writer)),
             failed,
@@ -109,6 +154,17 @@ impl ActivationBatcher {
     /// batch could not be written after the retries; [`StoreError::WriterClosed`] after `close`.
     /// Dropping the future does not withdraw the record: it is written all the same.
     pub async fn put(&self, record: ActivationRecord) -> StoreResult<()> {
+        let settles = self.accepted.remove(&record.activation_id).is_some();
+        self.put_settling(record, settles).await
+    }
+
+    /// [`Self::put`] of the record of an activation whose acceptance row is stored: the same
+    /// transaction deletes that row.
+    pub async fn put_settled(&self, record: ActivationRecord) -> StoreResult<()> {
+        self.put_settling(record, true).await
+    }
+
+    async fn put_settling(&self, record: ActivationRecord, settles: bool) -> StoreResult<()> {
         if self.closed.load(Ordering::Acquire) {
             return Err(StoreError::WriterClosed);
         }
@@ -117,7 +173,12 @@ impl ActivationBatcher {
         let seq = self.sequence.fetch_add(1, Ordering::Relaxed);
         self.pending.insert(id.clone(), (seq, record.clone()));
         let (done, committed) = oneshot::channel();
-        if self.tx.send(Msg::Record(record, done)).await.is_err() {
+        if self
+            .tx
+            .send(Msg::Record(record, settles, done))
+            .await
+            .is_err()
+        {
             self.pending.remove(&id);
             return Err(StoreError::WriterClosed);
         }
@@ -130,6 +191,29 @@ impl ActivationBatcher {
                 Err(StoreError::WriterClosed)
             }
         }
+    }
+
+    /// Queues `acceptance` and returns once it is committed; the later `put` of the activation's
+    /// record deletes it in the record's transaction. Errors as [`Self::put`].
+    pub async fn accept(&self, acceptance: Acceptance) -> StoreResult<()> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(StoreError::WriterClosed);
+        }
+        let id = acceptance.fallback.activation_id.clone();
+        self.accepted.insert(id.clone());
+        let (done, committed) = oneshot::channel();
+        let outcome = match self.tx.send(Msg::Accept(Arc::new(acceptance), done)).await {
+            Err(_) => Err(StoreError::WriterClosed),
+            Ok(()) => match committed.await {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(e)) => Err(StoreError::WriteFailed(e)),
+                Err(_) => Err(StoreError::WriterClosed),
+            },
+        };
+        if outcome.is_err() {
+            self.accepted.remove(&id);
+        }
+        outcome
     }
 
     /// A queued, not yet written record.
@@ -203,7 +287,7 @@ async fn writer_loop(
     written: Arc<AtomicU64>,
     batch_size: usize,
 ) {
-    let mut batch: Vec<Arc<ActivationRecord>> = Vec::with_capacity(batch_size);
+    let mut batch = Batch::default();
     let mut waiters: Vec<Done> = Vec::with_capacity(batch_size);
     let mut flushes: Vec<Done> = Vec::new();
     let mut last_error: Option<String> = None;
@@ -212,8 +296,15 @@ async fn writer_loop(
         // Take what is already queued, never wait for more: callers are waiting.
         while let Some(msg) = next {
             match msg {
-                Msg::Record(r, done) => {
-                    batch.push(r);
+                Msg::Record(r, settles, done) => {
+                    if settles {
+                        batch.settled.push(r.activation_id.clone());
+                    }
+                    batch.records.push(r);
+                    waiters.push(done);
+                }
+                Msg::Accept(a, done) => {
+                    batch.accepted.push(a);
                     waiters.push(done);
                 }
                 Msg::Flush(f) => flushes.push(f),
@@ -230,16 +321,18 @@ async fn writer_loop(
             let result = write_with_retries(sink.as_ref(), &batch).await;
             match &result {
                 Ok(()) => {
-                    written.fetch_add(batch.len() as u64, Ordering::Relaxed);
+                    written.fetch_add(batch.records.len() as u64, Ordering::Relaxed);
                 }
                 Err(e) => {
-                    tracing::error!(records = batch.len(), error = %e, "activation records not written");
-                    failed.fetch_add(batch.len() as u64, Ordering::Relaxed);
+                    tracing::error!(records = batch.records.len(), accepted = batch.accepted.len(),
+                        error = %e, "activation records not written");
+                    failed.fetch_add(batch.records.len() as u64, Ordering::Relaxed);
                 }
             }
-            for r in batch.drain(..) {
+            for r in &batch.records {
                 pending.remove(&r.activation_id);
             }
+            batch.clear();
             result.map_err(|e| e.to_string())
         };
         let mut unheard = false;
@@ -259,10 +352,7 @@ async fn writer_loop(
     }
 }
 
-async fn write_with_retries(
-    sink: &dyn ActivationSink,
-    batch: &[Arc<ActivationRecord>],
-) -> StoreResult<()> {
+async fn write_with_retries(sink: &dyn ActivationSink, batch: &Batch) -> StoreResult<()> {
     let mut attempt = 0;
     loop {
         match sink.write_batch(batch).await {
@@ -288,6 +378,8 @@ mod tests {
     /// `failures` calls.
     struct TestSink {
         batches: StdMutex<Vec<Vec<ActivationId>>>,
+        /// Per batch: the acceptances written and the acceptances settled.
+        acceptances: StdMutex<Vec<(Vec<ActivationId>, Vec<ActivationId>)>>,
         failures: AtomicU64,
         commit: Duration,
     }
@@ -310,7 +402,8 @@ mod tests {
 
     #[async_trait]
     impl ActivationSink for TestSink {
-        async fn write_batch(&self, records: &[Arc<ActivationRecord>]) -> StoreResult<()> {
+        async fn write_batch(&self, batch: &Batch) -> StoreResult<()> {
+            let records = &batch.records;
             tokio::time::sleep(self.commit).await;
             if self.failures.load(Ordering::SeqCst) > 0 {
                 self.failures.fetch_sub(1, Ordering::SeqCst);
@@ -320,6 +413,14 @@ mod tests {
                 .lock()
                 .unwrap()
                 .push(records.iter().map(|r| r.activation_id.clone()).collect());
+            self.acceptances.lock().unwrap().push((
+                batch
+                    .accepted
+                    .iter()
+                    .map(|a| a.fallback.activation_id.clone())
+                    .collect(),
+                batch.settled.clone(),
+            ));
             Ok(())
         }
     }
@@ -327,6 +428,7 @@ mod tests {
     fn sink(failures: u64) -> Arc<TestSink> {
         Arc::new(TestSink {
             batches: StdMutex::new(Vec::new()),
+            acceptances: StdMutex::new(Vec::new()),
             failures: AtomicU64::new(failures),
             commit: Duration::from_millis(2),
         })
@@ -393,6 +495,7 @@ mod tests {
     async fn records_arriving_during_a_commit_form_the_next_batch() {
         let s = Arc::new(TestSink {
             batches: StdMutex::new(Vec::new()),
+            acceptances: StdMutex::new(Vec::new()),
             failures: AtomicU64::new(0),
             commit: Duration::from_millis(100),
         });
@@ -460,6 +563,43 @@ mod tests {
             0,
             "given-up records do not pile up in memory"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_accepted_activations_record_settles_its_acceptance() {
+        let s = sink(0);
+        let b = batcher(&s, 64);
+        let accepted = record("ns", "a", 1);
+        let plain = record("ns", "a", 2);
+        b.accept(Acceptance {
+            owner: "me".into(),
+            accepted_ms: 1,
+            fallback: accepted.clone(),
+        })
+        .await
+        .unwrap();
+        assert_eq!(
+            s.acceptances.lock().unwrap().last().cloned(),
+            Some((vec![accepted.activation_id.clone()], vec![])),
+            "accept returns once its row is committed"
+        );
+        b.put(plain.clone()).await.unwrap();
+        b.put(accepted.clone()).await.unwrap();
+        let settled: Vec<ActivationId> = s
+            .acceptances
+            .lock()
+            .unwrap()
+            .iter()
+            .flat_map(|(_, settled)| settled.clone())
+            .collect();
+        assert_eq!(
+            settled,
+            [accepted.activation_id.clone()],
+            "only the accepted activation's record deletes an acceptance"
+        );
+        // A second put of the same id (a retry) does not settle twice.
+        b.put(accepted).await.unwrap();
+        assert_eq!(s.acceptances.lock().unwrap().last().unwrap().1.len(), 0);
     }
 
     #[tokio::test(start_paused = true)]

@@ -293,6 +293,10 @@ impl Store for CachedStore {
         self.inner.get_code(digest).await
     }
 
+    async fn has_code(&self, digest: &Digest) -> StoreResult<bool> {
+        self.inner.has_code(digest).await
+    }
+
     async fn count_code(&self) -> StoreResult<u64> {
         self.inner.count_code().await
     }
@@ -444,6 +448,22 @@ impl Store for CachedStore {
 
     async fn put_activation(&self, record: ActivationRecord) -> StoreResult<()> {
         self.inner.put_activation(record).await
+    }
+
+    async fn accept_activation(&self, owner: &str, fallback: ActivationRecord) -> StoreResult<()> {
+        self.inner.accept_activation(owner, fallback).await
+    }
+
+    async fn recover_accepted(
+        &self,
+        instance: &str,
+        recovery: super::Recovery,
+    ) -> StoreResult<u64> {
+        self.inner.recover_accepted(instance, recovery).await
+    }
+
+    async fn heartbeat(&self, instance: &str, alive: bool) -> StoreResult<()> {
+        self.inner.heartbeat(instance, alive).await
     }
 
     async fn get_activation(

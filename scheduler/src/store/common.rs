@@ -20,11 +20,11 @@ use sqlx::{
 use wisp_core::entity::bump_version;
 use wisp_core::{ActionDoc, ActivationId, ActivationRecord, Digest, Exec, PackageDoc, now_ms};
 
-use super::batcher::{ActivationBatcher, ActivationSink};
+use super::batcher::{Acceptance, ActivationBatcher, ActivationSink, Batch};
 use super::sql;
 use super::{
-    ActivationFilter, AlarmRow, Credentials, EntityKey, RuleDoc, Store, StoreError, StoreResult,
-    StoredIdentity, TriggerDoc, User, entity_of, hash_key,
+    ActivationFilter, AlarmRow, Credentials, EntityKey, Recovery, RuleDoc, Store, StoreError,
+    StoreResult, StoredIdentity, TriggerDoc, User, entity_of, hash_key,
 };
 
 /// What a driver does its own way.
@@ -43,6 +43,9 @@ pub struct SqlStore<DB: Database> {
     write: Pool<DB>,
     read: Pool<DB>,
     batcher: ActivationBatcher,
+    /// A backend's maintenance task (SQLite's checkpointer), stopped and awaited by `close`
+    /// after the pools are closed, so it can leave the files tidy (see [`Self::with_maintenance`]).
+    maintenance: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl<DB: Database> SqlStore<DB> {
@@ -224,7 +227,15 @@ where
             write,
             read,
             batcher,
+            maintenance: std::sync::Mutex::new(None),
         }
+    }
+
+    /// The same store with a maintenance task that ends by itself once the write pool is closed;
+    /// `close` waits for it.
+    pub fn with_maintenance(self, task: tokio::task::JoinHandle<()>) -> Self {
+        *self.maintenance.lock().unwrap_or_else(|e| e.into_inner()) = Some(task);
+        self
     }
 
     async fn begin(&self) -> StoreResult<Transaction<'static, DB>> {
@@ -452,8 +463,31 @@ where
     for<'q> String: Encode<'q, DB> + Type<DB>,
     for<'q> i64: Encode<'q, DB> + Type<DB>,
 {
-    async fn write_batch(&self, records: &[Arc<ActivationRecord>]) -> StoreResult<()> {
+    async fn write_batch(&self, batch: &Batch) -> StoreResult<()> {
+        let records = &batch.records;
         let mut tx = self.write.begin().await?;
+        for chunk in batch.accepted.chunks(sql::ACTIVATION_INSERT_CHUNK) {
+            let mut insert = String::from(sql::INSERT_ACCEPTED_HEAD);
+            insert.push_str("VALUES ");
+            let mut args = <DB::Arguments<'_>>::default();
+            for (i, a) in chunk.iter().enumerate() {
+                insert.push_str(if i == 0 { "(" } else { ", (" });
+                push_bind(
+                    &mut insert,
+                    &mut args,
+                    a.fallback.activation_id.as_str(),
+                    false,
+                )?;
+                push_bind(&mut insert, &mut args, a.owner.as_str(), true)?;
+                push_bind(&mut insert, &mut args, int(a.accepted_ms), true)?;
+                push_bind(&mut insert, &mut args, to_json(&a.fallback)?, true)?;
+                insert.push(')');
+            }
+            insert.push_str(sql::INSERT_ACCEPTED_TAIL);
+            sqlx::query_with::<DB, _>(&insert, args)
+                .execute(&mut *tx)
+                .await?;
+        }
         // Multi-row inserts: one statement per chunk instead of one per record.
         for chunk in records.chunks(sql::ACTIVATION_INSERT_CHUNK) {
             // Multi-row inserts, one statement per chunk, built as `QueryBuilder::push_values`
@@ -473,6 +507,17 @@ where
             }
             insert.push_str(sql::INSERT_ACTIVATIONS_TAIL);
             sqlx::query_with::<DB, _>(&insert, args)
+                .execute(&mut *tx)
+                .await?;
+        }
+        for chunk in batch.settled.chunks(sql::ACTIVATION_INSERT_CHUNK) {
+            let mut delete = String::from("DELETE FROM accepted WHERE activation_id IN (");
+            let mut args = <DB::Arguments<'_>>::default();
+            for (i, id) in chunk.iter().enumerate() {
+                push_bind(&mut delete, &mut args, id.as_str(), i > 0)?;
+            }
+            delete.push(')');
+            sqlx::query_with::<DB, _>(&delete, args)
                 .execute(&mut *tx)
                 .await?;
         }
@@ -765,6 +810,14 @@ where
             .await?)
     }
 
+    async fn has_code(&self, digest: &Digest) -> StoreResult<bool> {
+        let n: i64 = sqlx::query_scalar::<DB, i64>(sql::COUNT_CODE_OF)
+            .bind(digest.as_str())
+            .fetch_one(&self.write)
+            .await?;
+        Ok(n > 0)
+    }
+
     async fn count_code(&self) -> StoreResult<u64> {
         let n: i64 = sqlx::query_scalar::<DB, i64>(sql::COUNT_CODE)
             .fetch_one(&self.read)
@@ -1016,6 +1069,73 @@ where
         self.batcher.put(record).await
     }
 
+    async fn accept_activation(&self, owner: &str, fallback: ActivationRecord) -> StoreResult<()> {
+        self.batcher
+            .accept(Acceptance {
+                owner: owner.to_string(),
+                accepted_ms: now_ms(),
+                fallback,
+            })
+            .await
+    }
+
+    async fn recover_accepted(&self, instance: &str, recovery: Recovery) -> StoreResult<u64> {
+        sqlx::query::<DB>(sql::DELETE_SETTLED_ACCEPTED)
+            .execute(&self.write)
+            .await?;
+        let rows = match recovery {
+            Recovery::Everything => {
+                sqlx::query::<DB>(sql::SELECT_ALL_ACCEPTED)
+                    .fetch_all(&self.write)
+                    .await?
+            }
+            Recovery::Own => {
+                sqlx::query::<DB>(sql::SELECT_ACCEPTED_OF)
+                    .bind(instance)
+                    .fetch_all(&self.write)
+                    .await?
+            }
+            Recovery::Orphans { dead_after } => {
+                let seen_since = now_ms().saturating_sub(dead_after.as_millis() as u64);
+                sqlx::query::<DB>(sql::CLAIM_ORPHANED_ACCEPTED)
+                    .bind(instance)
+                    .bind(int(seen_since))
+                    .fetch_all(&self.write)
+                    .await?
+            }
+        };
+        let now = now_ms();
+        let mut finished = Vec::with_capacity(rows.len());
+        for row in rows {
+            let doc: String = row.try_get(0)?;
+            let mut record: ActivationRecord = serde_json::from_str(&doc).map_err(corrupt)?;
+            record.end = now.max(record.start);
+            record.duration = record.end - record.start;
+            finished.push(self.batcher.put_settled(record));
+        }
+        let n = finished.len() as u64;
+        for result in futures::future::join_all(finished).await {
+            result?;
+        }
+        Ok(n)
+    }
+
+    async fn heartbeat(&self, instance: &str, alive: bool) -> StoreResult<()> {
+        if alive {
+            sqlx::query::<DB>(sql::UPSERT_INSTANCE)
+                .bind(instance)
+                .bind(int(now_ms()))
+                .execute(&self.write)
+                .await?;
+        } else {
+            sqlx::query::<DB>(sql::DELETE_INSTANCE)
+                .bind(instance)
+                .execute(&self.write)
+                .await?;
+        }
+        Ok(())
+    }
+
     async fn get_activation(
         &self,
         namespace: &str,
@@ -1092,6 +1212,14 @@ where
         let flushed = self.batcher.close().await;
         self.read.close().await;
         self.write.close().await;
+        let maintenance = self
+            .maintenance
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(task) = maintenance {
+            let _ = task.await;
+        }
         flushed
     }
 }

@@ -306,6 +306,8 @@ pub trait Store: Send + Sync + 'static {
     async fn delete_action(&self, key: &EntityKey) -> StoreResult<Option<ActionDoc>>;
     /// A code blob by digest.
     async fn get_code(&self, digest: &Digest) -> StoreResult<Option<Vec<u8>>>;
+    /// Whether the blob of `digest` is stored (some action uses it), without reading it.
+    async fn has_code(&self, digest: &Digest) -> StoreResult<bool>;
     /// Number of stored code blobs (tests check deduplication with it).
     async fn count_code(&self) -> StoreResult<u64>;
 
@@ -398,6 +400,17 @@ pub trait Store: Send + Sync + 'static {
     /// Writes a record through the group-committing writer: visible to reads at once, returns
     /// once it is committed (an error when the batch could not be written).
     async fn put_activation(&self, record: ActivationRecord) -> StoreResult<()>;
+    /// Commits (group-committed like records) that scheduler `owner` answered 202 for activation
+    /// `fallback.activation_id`, before the 202 leaves. The activation's own record, when it is
+    /// put, deletes the acceptance in its transaction; if the scheduler dies first, `fallback`
+    /// (a whisk internal error) is what [`Store::recover_accepted`] writes.
+    async fn accept_activation(&self, owner: &str, fallback: ActivationRecord) -> StoreResult<()>;
+    /// Ends as their fallback records the acceptances that [`Recovery`] names and that have no
+    /// record (never running anything again: at most once), deleting them; how many it ended.
+    async fn recover_accepted(&self, instance: &str, recovery: Recovery) -> StoreResult<u64>;
+    /// Marks scheduler `instance` alive now (or, with `alive = false`, gone: a clean stop), so
+    /// that the acceptances of instances not seen for a while can be claimed by another.
+    async fn heartbeat(&self, instance: &str, alive: bool) -> StoreResult<()>;
     /// The record `id` of `namespace`.
     async fn get_activation(
         &self,
@@ -420,6 +433,19 @@ pub trait Store: Send + Sync + 'static {
     async fn flush(&self) -> StoreResult<()>;
     /// Flushes and stops background tasks; later writes fail with [`StoreError::WriterClosed`].
     async fn close(&self) -> StoreResult<()>;
+}
+
+/// Which acceptances [`Store::recover_accepted`] finishes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recovery {
+    /// All of them, whoever accepted them: the embedded store has a single scheduler, and it is
+    /// starting, so none of them is still running.
+    Everything,
+    /// The calling instance's own, when it starts (none of them is running any more).
+    Own,
+    /// Those of instances not seen alive for `dead_after` (claimed first, so two replicas never
+    /// finish the same one).
+    Orphans { dead_after: std::time::Duration },
 }
 
 /// `url` with the password of its user info (`scheme://user:password@host`) replaced by `***`,

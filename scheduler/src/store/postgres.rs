@@ -72,6 +72,11 @@ pub fn migrator() -> Migrator {
                 "entity_notify",
                 include_str!("../../migrations/postgres/0003_entity_notify.sql"),
             ),
+            migration(
+                5,
+                "accepted",
+                include_str!("../../migrations/postgres/0005_accepted.sql"),
+            ),
         ]),
         ..Migrator::DEFAULT
     }

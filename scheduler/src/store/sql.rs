@@ -21,6 +21,7 @@ pub const DELETE_NAMESPACE_ACTIVATIONS: &str = "DELETE FROM activations WHERE na
 pub const INSERT_CODE: &str = "INSERT INTO code (digest, bytes, size, created) \
      VALUES ($1, $2, $3, $4) ON CONFLICT (digest) DO NOTHING";
 pub const SELECT_CODE: &str = "SELECT bytes FROM code WHERE digest = $1";
+pub const COUNT_CODE_OF: &str = "SELECT COUNT(*) FROM code WHERE digest = $1";
 pub const CODE_EXISTS: &str = "SELECT COUNT(*) FROM code WHERE digest = $1";
 pub const COUNT_CODE: &str = "SELECT COUNT(*) FROM code";
 /// Deletes a code blob no action refers to any more.
@@ -83,6 +84,29 @@ pub const COUNT_ACTIVATIONS: &str = "SELECT COUNT(*) FROM activations WHERE name
 /// Retention: keeps the newest `$2 + 1` records of namespace `$1` (by insertion order).
 pub const PRUNE_ACTIVATIONS: &str = "DELETE FROM activations WHERE namespace = $1 AND seq < \
      (SELECT seq FROM activations WHERE namespace = $1 ORDER BY seq DESC LIMIT 1 OFFSET $2)";
+
+// ---- accepted activations (durable 202s) ----
+/// Multi-row insert of acceptances: head, `VALUES (...), (...)` of 4 binds each.
+pub const INSERT_ACCEPTED_HEAD: &str =
+    "INSERT INTO accepted (activation_id, owner, accepted_ms, doc) ";
+pub const INSERT_ACCEPTED_TAIL: &str = " ON CONFLICT (activation_id) DO NOTHING";
+/// Acceptances whose activation already has its record (a blocking invoke whose record was
+/// queued just before its 202): nothing to finish, the row only goes.
+pub const DELETE_SETTLED_ACCEPTED: &str = "DELETE FROM accepted WHERE EXISTS \
+     (SELECT 1 FROM activations a WHERE a.activation_id = accepted.activation_id)";
+/// The acceptances of owner `$1` (their records are written by the caller, which deletes
+/// the rows in the same transaction).
+pub const SELECT_ACCEPTED_OF: &str = "SELECT doc FROM accepted WHERE owner = $1";
+/// Every acceptance, whoever the owner (the embedded store has one scheduler).
+pub const SELECT_ALL_ACCEPTED: &str = "SELECT doc FROM accepted";
+/// Moves to `$1` the acceptances of instances not seen since `$2` (epoch ms) or never seen,
+/// returning them.
+pub const CLAIM_ORPHANED_ACCEPTED: &str = "UPDATE accepted SET owner = $1 \
+     WHERE owner <> $1 AND owner NOT IN \
+     (SELECT instance FROM scheduler_instances WHERE seen_ms >= $2) RETURNING doc";
+pub const UPSERT_INSTANCE: &str = "INSERT INTO scheduler_instances (instance, seen_ms) \
+     VALUES ($1, $2) ON CONFLICT (instance) DO UPDATE SET seen_ms = excluded.seen_ms";
+pub const DELETE_INSTANCE: &str = "DELETE FROM scheduler_instances WHERE instance = $1";
 
 // ---- triggers ----
 pub const SELECT_TRIGGER: &str = "SELECT doc FROM triggers WHERE namespace = $1 AND name = $2";

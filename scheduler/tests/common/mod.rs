@@ -105,13 +105,12 @@ impl TestScheduler {
         Self::start_with(scheduler_config(runtimes, data_dir)).await
     }
 
-    /// Starts a scheduler with a configuration of the caller's (`code_base_url` and `api_host`
-    /// are filled in with the bound address when unset).
+    /// Starts a scheduler with a configuration of the caller's (`api_host` is filled in with
+    /// the bound address when unset).
     pub async fn start_with(mut config: SchedulerConfig) -> Result<TestScheduler> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let url = format!("http://{addr}");
-        config.code_base_url.get_or_insert_with(|| url.clone());
         config.api_host.get_or_insert_with(|| url.clone());
         let data_dir = config.data_dir.clone();
         let scheduler = Scheduler::open(config).await?;

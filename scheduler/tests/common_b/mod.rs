@@ -166,30 +166,12 @@ pub struct SchedulerProc {
     _data: tempfile::TempDir,
 }
 
-pub struct SchedulerOptions {
-    /// Give runtimes a `code_url` on this scheduler (else code goes inline after a 409).
-    pub code_url: bool,
-}
-
-impl Default for SchedulerOptions {
-    fn default() -> Self {
-        SchedulerOptions { code_url: true }
-    }
-}
-
 impl SchedulerProc {
     pub async fn start(runtimes: &[&RuntimeProc]) -> Result<SchedulerProc> {
-        Self::start_with(
-            runtimes.iter().map(|r| r.url.clone()).collect(),
-            SchedulerOptions::default(),
-        )
-        .await
+        Self::start_with(runtimes.iter().map(|r| r.url.clone()).collect()).await
     }
 
-    pub async fn start_with(
-        runtimes: Vec<String>,
-        options: SchedulerOptions,
-    ) -> Result<SchedulerProc> {
+    pub async fn start_with(runtimes: Vec<String>) -> Result<SchedulerProc> {
         let data = tempfile::tempdir()?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
@@ -199,7 +181,6 @@ impl SchedulerProc {
             data_dir: data.path().to_path_buf(),
             runtime_token: Some(TOKEN.into()),
             api_host: Some(base.clone()),
-            code_base_url: options.code_url.then(|| base.clone()),
             ..SchedulerConfig::default()
         };
         let scheduler = Scheduler::open(config).await.context("open scheduler")?;
