@@ -205,7 +205,7 @@ fn retention_tells_pruned_from_lost() {
     // The newest retention - slack = 4 must exist: never_new and the 3 newest real ones.
     assert_eq!(audit.must_exist, 4);
     assert_eq!(audit.lost, 1, "{audit:?}");
-    assert_eq!(audit.lost_ids, [never_new.clone()]);
+    assert_eq!(audit.lost_ids, std::slice::from_ref(&never_new));
     assert_eq!(audit.unverified, 0);
     assert_eq!(audit.found + audit.pruned + audit.lost, 14, "{audit:?}");
     assert!(
