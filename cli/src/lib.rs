@@ -15,6 +15,7 @@
 //! Errors: every command returns `anyhow::Result`; `main.rs` prints the cause chain on one line
 //! (`error: ...`, see [`output::print_error`]) and exits with status 1.
 
+pub mod build;
 pub mod client;
 pub mod commands;
 pub mod config;
@@ -91,7 +92,8 @@ pub enum Command {
     Url(commands::url::UrlArgs),
     /// Manage users (needs the admin key in WISP_ADMIN_KEY).
     Admin(commands::admin::AdminArgs),
-    /// Load test: N clients doing blocking invokes for T seconds; throughput, latency, lost records.
+    /// Load test: N clients invoking for T seconds (optionally beside a noisy second tenant);
+    /// throughput, latency percentiles, and an audit of the records (pruned vs lost).
     Bench(commands::bench::BenchArgs),
     /// Print a shell completion script: `wisp completions bash > /etc/bash_completion.d/wisp`.
     Completions(commands::completions::CompletionsArgs),

@@ -165,6 +165,13 @@ fn local_file_errors_come_before_any_request() {
     args.extend(["invoke", "hello", "oops"]);
     env.wisp(&args).fails_with("is not KEY=VALUE");
 
+    // A source kind needs text: a binary file is refused before any request.
+    let binary = dir.join("blob.js");
+    std::fs::write(&binary, [0xff, 0xfe, 0x00, 0x80]).unwrap();
+    let mut args: Vec<&str> = base.to_vec();
+    args.extend(["action", "create", "a", binary.to_str().unwrap()]);
+    env.wisp(&args).fails_with("is not UTF-8 text");
+
     let mut args: Vec<&str> = base.to_vec();
     args.extend([
         "action",
@@ -172,9 +179,9 @@ fn local_file_errors_come_before_any_request() {
         "a",
         script.to_str().unwrap(),
         "--kind",
-        "nodejs:20",
+        "node js",
     ]);
-    env.wisp(&args).fails_with("not supported");
+    env.wisp(&args).fails_with("invalid kind");
 }
 
 #[test]

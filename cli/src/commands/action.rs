@@ -1,12 +1,13 @@
 //! `wisp action create|update|get|list|delete|invoke`, with `wsk`'s flags.
 //!
-//! `create NAME FILE.wasm` uploads the module (base64, kind `wasm`); `create NAME DIR` builds a
-//! Cargo project for `wasm32-wasip1` first (with a spinner while cargo runs). A file that is not a
-//! WebAssembly module (no `\0asm` magic) is refused before any request.
+//! The kind of `create NAME FILE` follows the file, as with `wsk`: `.js` is `nodejs:default`,
+//! `.py` is `python:3` (both sent as source text in `exec.code`, with `exec.main` from `--main`),
+//! anything else is a WebAssembly module (kind `wasm`, base64, refused before any request when it
+//! lacks the `\0asm` magic); `create NAME DIR` builds a Cargo project for `wasm32-wasip1` first
+//! ([`crate::build`]). `--kind K` overrides the inference: `wasm`, or any source kind the server
+//! supports (the server, not the CLI, decides which).
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::time::Duration;
 
 use anyhow::{Context, bail};
 use base64::Engine as _;
@@ -19,10 +20,8 @@ use super::{
     split_namespace, str_field,
 };
 use crate::Ctx;
+use crate::build::{WASM_TARGET, build_project};
 use crate::client::{Answer, Client, api_error};
-
-/// The wasm target actions are built for.
-pub const WASM_TARGET: &str = "wasm32-wasip1";
 
 #[derive(Debug, Args)]
 pub struct ActionArgs {
@@ -32,7 +31,7 @@ pub struct ActionArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum ActionCommand {
-    /// Create an action from a .wasm module or a Cargo project directory.
+    /// Create an action from a .wasm module, a Cargo project directory, or a .js/.py source file.
     Create(PutArgs),
     /// Update an action (its code when FILE is given; parameters, annotations, limits).
     Update(PutArgs),
@@ -61,14 +60,18 @@ pub enum Web {
 pub struct PutArgs {
     /// Action name: NAME, PACKAGE/NAME or /NAMESPACE/[PACKAGE/]NAME.
     pub name: String,
-    /// The .wasm module, or a directory holding a Cargo project to build for wasm32-wasip1.
+    /// The .wasm module, a directory holding a Cargo project to build for wasm32-wasip1, or a
+    /// source file (.js: kind nodejs:default, .py: kind python:3).
     pub artifact: Option<PathBuf>,
     /// Make the action a sequence of these actions (comma-separated).
     #[arg(long, value_name = "ACTION,ACTION,...", conflicts_with = "artifact")]
     pub sequence: Option<String>,
-    /// Action kind; only `wasm` (the default) is accepted for a module.
-    #[arg(long)]
+    /// Action kind (`wasm`, `nodejs:20`, `python:3`, ...); inferred from FILE when not given.
+    #[arg(long, value_name = "KIND")]
     pub kind: Option<String>,
+    /// The entry point of a source action (default `main`).
+    #[arg(long, value_name = "NAME")]
+    pub main: Option<String>,
     #[command(flatten)]
     pub params: ParamArgs,
     #[command(flatten)]
@@ -151,31 +154,33 @@ pub async fn run(ctx: &Ctx, args: ActionArgs) -> anyhow::Result<()> {
 
 async fn put(ctx: &Ctx, args: PutArgs, update: bool) -> anyhow::Result<()> {
     let entity = EntityRef::parse(&args.name, "action")?;
-    if let Some(kind) = &args.kind
-        && kind != "wasm"
-        && !(kind == "sequence" && args.sequence.is_some())
-    {
-        bail!("kind {kind:?} is not supported: wisp actions are WebAssembly modules (kind wasm)");
+    if let Some(kind) = &args.kind {
+        match (kind.as_str(), &args.artifact, &args.sequence) {
+            ("sequence", _, Some(_)) => {}
+            ("sequence", _, None) => bail!("--kind sequence needs --sequence a,b,c"),
+            (_, _, Some(_)) => bail!("--sequence makes a sequence: --kind {kind} does not apply"),
+            (_, None, None) => bail!("--kind {kind} needs the action's FILE"),
+            _ => validate_kind(kind)?,
+        }
     }
     // Local checks first: a missing or non-wasm file fails before any request.
     let mut module_len = None;
     let exec = match (&args.artifact, &args.sequence) {
         (Some(path), _) => {
-            let module = load_module(path)?;
-            module_len = Some(module.len());
-            Some(json!({
-                "kind": "wasm",
-                "code": base64::engine::general_purpose::STANDARD.encode(&module),
-                "binary": true,
-            }))
+            let artifact = load_artifact(path, args.kind.as_deref())?;
+            module_len = matches!(artifact, Artifact::Module(_)).then(|| artifact.len());
+            Some(artifact.exec(args.main.as_deref())?)
         }
         (None, Some(seq)) => Some(sequence_exec(ctx, seq).await?),
         (None, None) if update => None,
         (None, None) => bail!(
-            "`action create` needs a .wasm file or a Cargo project directory \
+            "`action create` needs a .wasm file, a Cargo project directory or a .js/.py file \
              (or --sequence a,b,c)"
         ),
     };
+    if args.main.is_some() && exec.is_none() {
+        bail!("--main names the entry point of the action's FILE: give the FILE too");
+    }
     let mut body = Map::new();
     body.insert("name".into(), json!(entity.qname.name));
     if let Some(exec) = exec {
@@ -266,6 +271,126 @@ async fn sequence_exec(ctx: &Ctx, seq: &str) -> anyhow::Result<Value> {
     Ok(json!({"kind": "sequence", "components": components}))
 }
 
+/// An action's code as read from its FILE.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Artifact {
+    /// A WebAssembly module (kind `wasm`).
+    Module(Vec<u8>),
+    /// Source text of an interpreted kind (`nodejs:default`, `python:3`, ...).
+    Source { kind: String, code: String },
+}
+
+impl Artifact {
+    /// Size of the code in bytes.
+    pub fn len(&self) -> usize {
+        match self {
+            Artifact::Module(m) => m.len(),
+            Artifact::Source { code, .. } => code.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The `exec` of the action document, as `wsk` sends it.
+    pub fn exec(&self, main: Option<&str>) -> anyhow::Result<Value> {
+        match self {
+            Artifact::Module(_) if main.is_some() => bail!(
+                "--main names the entry point of a source action (.js, .py); a wasm module's \
+                 entry point is its `_start`"
+            ),
+            Artifact::Module(module) => Ok(json!({
+                "kind": "wasm",
+                "code": base64::engine::general_purpose::STANDARD.encode(module),
+                "binary": true,
+            })),
+            Artifact::Source { kind, code } => {
+                let mut exec = json!({ "kind": kind, "code": code });
+                if let Some(main) = main {
+                    if main.trim().is_empty() {
+                        bail!("--main needs a function name");
+                    }
+                    exec["main"] = json!(main);
+                }
+                Ok(exec)
+            }
+        }
+    }
+}
+
+/// The kind `wsk` infers from a file name: `.js` → `nodejs:default`, `.py` → `python:3`,
+/// `.wasm` → `wasm`; `None` for any other extension.
+pub fn kind_of_file(path: &Path) -> Option<&'static str> {
+    match path.extension()?.to_str()?.to_ascii_lowercase().as_str() {
+        "js" | "mjs" | "cjs" => Some("nodejs:default"),
+        "py" => Some("python:3"),
+        "wasm" => Some("wasm"),
+        _ => None,
+    }
+}
+
+/// A kind is a runtime name with an optional version (`nodejs:20`, `python:3.12`, `wasm`):
+/// letters, digits, `.`, `-`, `_`, at most one `:`. Which kinds exist is the server's answer.
+fn validate_kind(kind: &str) -> anyhow::Result<()> {
+    let well_formed = !kind.is_empty()
+        && kind.len() <= 64
+        && kind.matches(':').count() <= 1
+        && !kind.starts_with(':')
+        && !kind.ends_with(':')
+        && kind
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, ':' | '.' | '-' | '_'));
+    if !well_formed {
+        bail!("invalid kind {kind:?}: expected e.g. wasm, nodejs:20 or python:3");
+    }
+    Ok(())
+}
+
+/// The code of an action from `path`: a Cargo project directory (built), a `.wasm` module, or a
+/// source file, with `kind` (from `--kind`) overriding the kind the file name implies.
+pub fn load_artifact(path: &Path, kind: Option<&str>) -> anyhow::Result<Artifact> {
+    let meta =
+        std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let kind = match kind {
+        Some(k) => Some(k),
+        None if meta.is_dir() => Some("wasm"),
+        None => kind_of_file(path),
+    };
+    match kind {
+        // A module, or (no kind, unknown extension) whatever the magic says it is.
+        Some("wasm") | None => Ok(Artifact::Module(load_module(path)?)),
+        Some(kind) => {
+            if meta.is_dir() {
+                bail!(
+                    "{} is a directory: a {kind} action is one source file (zip actions are \
+                     not supported)",
+                    path.display()
+                );
+            }
+            let bytes =
+                std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+            if bytes.starts_with(b"\0asm") {
+                bail!(
+                    "{} is a WebAssembly module, not the source of a {kind} action: use --kind \
+                     wasm (or no --kind)",
+                    path.display()
+                );
+            }
+            let code = String::from_utf8(bytes).map_err(|_| {
+                anyhow::anyhow!(
+                    "{} is not UTF-8 text, so it cannot be the source of a {kind} action",
+                    path.display()
+                )
+            })?;
+            Ok(Artifact::Source {
+                kind: kind.to_string(),
+                code,
+            })
+        }
+    }
+}
+
 /// The bytes of a module: a `.wasm` file, or a Cargo project directory built first.
 pub fn load_module(path: &Path) -> anyhow::Result<Vec<u8>> {
     let meta =
@@ -285,119 +410,12 @@ pub fn load_module(path: &Path) -> anyhow::Result<Vec<u8>> {
     if !bytes.starts_with(b"\0asm") {
         bail!(
             "{} is not a WebAssembly module (it does not start with \\0asm): build your action \
-             for {WASM_TARGET}, e.g. `cargo build --release --target {WASM_TARGET}`",
+             for {WASM_TARGET}, e.g. `cargo build --release --target {WASM_TARGET}`, or give \
+             --kind for a source file",
             file.display()
         );
     }
     Ok(bytes)
-}
-
-/// Runs `cargo build --release --target wasm32-wasip1` in `dir` with a spinner, and returns the
-/// path of the binary's `.wasm` (found through `cargo metadata`).
-fn build_project(dir: &Path) -> anyhow::Result<PathBuf> {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let spinner = indicatif::ProgressBar::new_spinner();
-    spinner.set_style(
-        indicatif::ProgressStyle::with_template("{spinner} {msg} [{elapsed}]")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
-    );
-    spinner.set_message(format!(
-        "building {} for {WASM_TARGET} (cargo build --release)",
-        dir.display()
-    ));
-    spinner.enable_steady_tick(Duration::from_millis(100));
-    let output = std::process::Command::new(&cargo)
-        .args([
-            "build",
-            "--release",
-            "--target",
-            WASM_TARGET,
-            "--message-format",
-            "short",
-        ])
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .output();
-    spinner.finish_and_clear();
-    let output = output.with_context(|| {
-        format!(
-            "cannot run {} to build {}",
-            Path::new(&cargo).display(),
-            dir.display()
-        )
-    })?;
-    if !output.status.success() {
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        // The compiler's messages are the useful part: show them, then the one-line error.
-        eprint!("{stderr}");
-        let hint = if stderr.contains("may not be installed") {
-            format!(" (run `rustup target add {WASM_TARGET}`)")
-        } else {
-            String::new()
-        };
-        bail!(
-            "cargo build --release --target {WASM_TARGET} failed in {} ({}){hint}",
-            dir.display(),
-            output.status
-        );
-    }
-    find_built_wasm(&cargo, dir)
-}
-
-/// Finds `<target_directory>/wasm32-wasip1/release/<bin>.wasm` of the package in `dir`.
-fn find_built_wasm(cargo: &std::ffi::OsStr, dir: &Path) -> anyhow::Result<PathBuf> {
-    let output = std::process::Command::new(cargo)
-        .args(["metadata", "--format-version", "1", "--no-deps"])
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .output()
-        .context("cannot run cargo metadata")?;
-    if !output.status.success() {
-        bail!(
-            "cargo metadata failed in {}: {}",
-            dir.display(),
-            String::from_utf8_lossy(&output.stderr).trim()
-        );
-    }
-    let meta: Value =
-        serde_json::from_slice(&output.stdout).context("cargo metadata printed invalid JSON")?;
-    let target_dir = PathBuf::from(str_field(&meta, "target_directory"));
-    let release = target_dir.join(WASM_TARGET).join("release");
-    let manifest =
-        std::fs::canonicalize(dir.join("Cargo.toml")).unwrap_or_else(|_| dir.join("Cargo.toml"));
-    let packages = meta["packages"].as_array().cloned().unwrap_or_default();
-    let package = packages
-        .iter()
-        .find(|p| {
-            let m = PathBuf::from(str_field(p, "manifest_path"));
-            std::fs::canonicalize(&m).unwrap_or(m) == manifest
-        })
-        .or_else(|| packages.first())
-        .with_context(|| format!("cargo metadata lists no package in {}", dir.display()))?;
-    let mut candidates: Vec<String> = package["targets"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|t| {
-            t["kind"]
-                .as_array()
-                .is_some_and(|k| k.iter().any(|k| k == "bin"))
-        })
-        .map(|t| str_field(t, "name").to_string())
-        .collect();
-    candidates.push(str_field(package, "name").replace('-', "_"));
-    candidates.push(str_field(package, "name").to_string());
-    candidates
-        .iter()
-        .map(|name| release.join(format!("{name}.wasm")))
-        .find(|p| p.is_file())
-        .with_context(|| {
-            format!(
-                "the build succeeded but no .wasm was found in {} (looked for {})",
-                release.display(),
-                candidates.join(".wasm, ") + ".wasm"
-            )
-        })
 }
 
 async fn get(ctx: &Ctx, args: GetArgs) -> anyhow::Result<()> {
@@ -627,6 +645,138 @@ mod tests {
         );
         let err = load_module(dir.path()).unwrap_err().to_string();
         assert!(err.contains("without a Cargo.toml"), "{err}");
+    }
+
+    #[test]
+    fn the_kind_follows_the_file_and_kind_overrides_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let js = dir.path().join("hello.js");
+        std::fs::write(&js, "function main(p) { return {ok: true}; }\n").unwrap();
+        let py = dir.path().join("hello.py");
+        std::fs::write(&py, "def main(args):\n    return {'ok': True}\n").unwrap();
+        let wasm = dir.path().join("hello.wasm");
+        std::fs::write(&wasm, b"\0asm\x01\0\0\0").unwrap();
+
+        assert_eq!(kind_of_file(&js), Some("nodejs:default"));
+        assert_eq!(kind_of_file(&py), Some("python:3"));
+        assert_eq!(kind_of_file(&wasm), Some("wasm"));
+        assert_eq!(kind_of_file(Path::new("x.WASM")), Some("wasm"));
+        assert_eq!(kind_of_file(Path::new("x.txt")), None);
+        assert_eq!(kind_of_file(Path::new("noext")), None);
+
+        let a = load_artifact(&js, None).unwrap();
+        assert_eq!(
+            a.exec(None).unwrap(),
+            json!({"kind": "nodejs:default", "code": "function main(p) { return {ok: true}; }\n"})
+        );
+        assert_eq!(
+            load_artifact(&js, Some("nodejs:20"))
+                .unwrap()
+                .exec(Some("handler"))
+                .unwrap(),
+            json!({"kind": "nodejs:20", "code": "function main(p) { return {ok: true}; }\n",
+                   "main": "handler"})
+        );
+        let p = load_artifact(&py, None).unwrap().exec(None).unwrap();
+        assert_eq!(p["kind"], "python:3");
+        assert_eq!(p["code"], "def main(args):\n    return {'ok': True}\n");
+        assert!(p.get("main").is_none());
+
+        let m = load_artifact(&wasm, None).unwrap();
+        assert_eq!(m, Artifact::Module(b"\0asm\x01\0\0\0".to_vec()));
+        assert_eq!(
+            m.exec(None).unwrap(),
+            json!({"kind": "wasm", "code": "AGFzbQEAAAA=", "binary": true})
+        );
+        let err = m.exec(Some("handler")).unwrap_err().to_string();
+        assert!(err.contains("entry point of a source action"), "{err}");
+
+        // --kind overrides the extension both ways.
+        let as_js = load_artifact(&py, Some("nodejs:default")).unwrap();
+        assert!(matches!(as_js, Artifact::Source { ref kind, .. } if kind == "nodejs:default"));
+        let err = load_artifact(&js, Some("wasm")).unwrap_err().to_string();
+        assert!(err.contains("is not a WebAssembly module"), "{err}");
+        let err = load_artifact(&wasm, Some("python:3"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("is a WebAssembly module, not the source"),
+            "{err}"
+        );
+        let binary = dir.path().join("blob.py");
+        std::fs::write(&binary, [0xff, 0xfe, 0, 0x80]).unwrap();
+        let err = load_artifact(&binary, None).unwrap_err().to_string();
+        assert!(err.contains("is not UTF-8 text"), "{err}");
+        let err = load_artifact(dir.path(), Some("nodejs:20"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("is a directory"), "{err}");
+        // A file of another extension is a module when it is one, without --kind.
+        let other = dir.path().join("action.bin");
+        std::fs::write(&other, b"\0asm\x01\0\0\0").unwrap();
+        assert!(matches!(
+            load_artifact(&other, None).unwrap(),
+            Artifact::Module(_)
+        ));
+        let err = load_artifact(&dir.path().join("nope.js"), None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("cannot read"), "{err}");
+        let err = load_artifact(&js, None)
+            .unwrap()
+            .exec(Some(" "))
+            .unwrap_err();
+        assert!(err.to_string().contains("--main needs"), "{err}");
+    }
+
+    #[test]
+    fn kinds_are_checked_for_shape_only() {
+        for ok in [
+            "wasm",
+            "nodejs:20",
+            "nodejs:default",
+            "python:3.12",
+            "my-kind_1",
+        ] {
+            validate_kind(ok).unwrap();
+        }
+        for bad in [
+            "",
+            ":20",
+            "nodejs:",
+            "a:b:c",
+            "node js",
+            "x/y",
+            &"k".repeat(65),
+        ] {
+            assert!(validate_kind(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn create_and_update_parse_kind_and_main() {
+        use clap::Parser as _;
+        let cli = crate::Cli::try_parse_from([
+            "wisp",
+            "action",
+            "create",
+            "h",
+            "h.js",
+            "--kind",
+            "nodejs:20",
+            "--main",
+            "run",
+        ])
+        .unwrap();
+        let crate::Command::Action(ActionArgs {
+            command: ActionCommand::Create(put),
+        }) = cli.command
+        else {
+            panic!("not action create")
+        };
+        assert_eq!(put.kind.as_deref(), Some("nodejs:20"));
+        assert_eq!(put.main.as_deref(), Some("run"));
+        assert_eq!(put.artifact.as_deref(), Some(Path::new("h.js")));
     }
 
     #[test]
