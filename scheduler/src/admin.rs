@@ -284,10 +284,9 @@ mod tests {
 
     #[test]
     fn limits_updates_take_whole_numbers_or_null() {
-        let update = parse_limits_update(
-            br#"{"invocationsPerMinute": 120, "firesPerMinute": null}"#,
-        )
-        .unwrap();
+        let update =
+            parse_limits_update(br#"{"invocationsPerMinute": 120, "firesPerMinute": null}"#)
+                .unwrap();
         assert_eq!(update.invocations_per_minute, Some(Some(120)));
         assert_eq!(update.concurrent_invocations, None, "left out: kept");
         assert_eq!(update.fires_per_minute, Some(None), "null: the default");

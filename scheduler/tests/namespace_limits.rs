@@ -14,9 +14,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use wisp_scheduler::ManualClock;
 
-use common::{
-    ADMIN_KEY, Client, TestRuntime, TestScheduler, action_body, http, scheduler_config,
-};
+use common::{ADMIN_KEY, Client, TestRuntime, TestScheduler, action_body, http, scheduler_config};
 
 const NS: &str = "/api/v1/namespaces/_";
 /// 10 s into a minute of 2026.
@@ -193,19 +191,30 @@ async fn invocations_per_minute_refuse_with_openwhisks_message_and_record_nothin
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(body, too_many(4, 3));
     // Non-blocking and result-only invokes are refused the same way; refusals count too.
-    let (status, body) = c
-        .post(&format!("{NS}/actions/hello"), &json!({}))
-        .await?;
-    assert_eq!((status, body), (StatusCode::TOO_MANY_REQUESTS, too_many(5, 3)));
+    let (status, body) = c.post(&format!("{NS}/actions/hello"), &json!({})).await?;
+    assert_eq!(
+        (status, body),
+        (StatusCode::TOO_MANY_REQUESTS, too_many(5, 3))
+    );
     let (status, _) = c
-        .post(&format!("{NS}/actions/hello?blocking=true&result=true"), &json!({}))
+        .post(
+            &format!("{NS}/actions/hello?blocking=true&result=true"),
+            &json!({}),
+        )
         .await?;
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
-    assert_eq!(count(c, None).await?, 3, "nothing is recorded for a refusal");
+    assert_eq!(
+        count(c, None).await?,
+        3,
+        "nothing is recorded for a refusal"
+    );
 
     // Later in the same minute: still refused. The next minute starts from zero.
     p.clock.advance(Duration::from_secs(49));
-    assert_eq!(c.invoke("hello", json!({})).await?.0, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(
+        c.invoke("hello", json!({})).await?.0,
+        StatusCode::TOO_MANY_REQUESTS
+    );
     p.clock.advance(Duration::from_secs(1));
     assert_eq!(c.invoke("hello", json!({})).await?.0, StatusCode::OK);
     assert_eq!(count(c, None).await?, 4);
@@ -349,7 +358,9 @@ async fn rule_fired_activations_over_the_limit_are_not_started_and_logged() -> R
         let trecord = record(c, fired["activationId"].as_str().context("id")?).await?;
         let logs = trecord["logs"].as_array().context("logs")?;
         assert_eq!(logs.len(), 1, "{trecord}");
-        lines.push(serde_json::from_str::<Value>(logs[0].as_str().context("line")?)?);
+        lines.push(serde_json::from_str::<Value>(
+            logs[0].as_str().context("line")?,
+        )?);
     }
     assert_eq!(lines[0]["success"], true, "{}", lines[0]);
     let started = lines[0]["activationId"].as_str().context("started id")?;
@@ -364,7 +375,11 @@ async fn rule_fired_activations_over_the_limit_are_not_started_and_logged() -> R
             "action": "guest/hello",
         })
     );
-    assert_eq!(count(c, Some("hello")).await?, 1, "the second was never started");
+    assert_eq!(
+        count(c, Some("hello")).await?,
+        1,
+        "the second was never started"
+    );
     p.stop().await
 }
 
@@ -396,8 +411,15 @@ async fn fires_per_minute_throttle_api_and_alarm_fires() -> Result<()> {
         assert_eq!(status, StatusCode::ACCEPTED, "{body}");
     }
     let (status, body) = c.post(&format!("{NS}/triggers/events"), &json!({})).await?;
-    assert_eq!((status, body), (StatusCode::TOO_MANY_REQUESTS, too_many(3, 2)));
-    assert_eq!(count(c, Some("events")).await?, 2, "no record for a refused fire");
+    assert_eq!(
+        (status, body),
+        (StatusCode::TOO_MANY_REQUESTS, too_many(3, 2))
+    );
+    assert_eq!(
+        count(c, Some("events")).await?,
+        2,
+        "no record for a refused fire"
+    );
 
     // An alarm tick in the same minute is refused as well (claimed, not fired).
     let state = &p.scheduler.state;
@@ -498,14 +520,24 @@ async fn the_limits_route_answers_openwhisks_user_limits() -> Result<()> {
 async fn the_admin_api_gets_sets_resets_and_refuses_bad_limits() -> Result<()> {
     let p = Limited::start(1).await?;
     let defaults = json!({"invocationsPerMinute": 120_000, "concurrentInvocations": 64, "firesPerMinute": 600});
-    assert_eq!(p.get_limits("guest").await?, (StatusCode::OK, defaults.clone()));
+    assert_eq!(
+        p.get_limits("guest").await?,
+        (StatusCode::OK, defaults.clone())
+    );
     let (status, set) = p
-        .put_limits("guest", r#"{"invocationsPerMinute": 120, "concurrentInvocations": 3}"#)
+        .put_limits(
+            "guest",
+            r#"{"invocationsPerMinute": 120, "concurrentInvocations": 3}"#,
+        )
         .await?;
     assert_eq!(status, StatusCode::OK, "{set}");
-    let expected = json!({"invocationsPerMinute": 120, "concurrentInvocations": 3, "firesPerMinute": 600});
+    let expected =
+        json!({"invocationsPerMinute": 120, "concurrentInvocations": 3, "firesPerMinute": 600});
     assert_eq!(set, expected);
-    assert_eq!(p.get_limits("guest").await?, (StatusCode::OK, expected.clone()));
+    assert_eq!(
+        p.get_limits("guest").await?,
+        (StatusCode::OK, expected.clone())
+    );
     // A subset changes only its keys; an empty object changes nothing.
     let (_, set) = p.put_limits("guest", r#"{"firesPerMinute": 9}"#).await?;
     assert_eq!(set["invocationsPerMinute"], 120);
@@ -513,7 +545,10 @@ async fn the_admin_api_gets_sets_resets_and_refuses_bad_limits() -> Result<()> {
     assert_eq!(p.put_limits("guest", "{}").await?.1, set);
     // null resets a key to the default.
     let (_, reset) = p
-        .put_limits("guest", r#"{"invocationsPerMinute": null, "firesPerMinute": null}"#)
+        .put_limits(
+            "guest",
+            r#"{"invocationsPerMinute": null, "firesPerMinute": null}"#,
+        )
         .await?;
     assert_eq!(
         reset,
@@ -524,7 +559,10 @@ async fn the_admin_api_gets_sets_resets_and_refuses_bad_limits() -> Result<()> {
         (r#"{"concurrentInvocations": -2}"#, "at least 1"),
         (r#"{"firesPerMinute": 2.5}"#, "whole number"),
         (r#"{"firesPerMinute": "many"}"#, "number or null"),
-        (r#"{"invocationsPerMinute": 10, "burst": 3}"#, "Unknown limit 'burst'"),
+        (
+            r#"{"invocationsPerMinute": 10, "burst": 3}"#,
+            "Unknown limit 'burst'",
+        ),
         (r#"[10]"#, "JSON object"),
         ("not json", "malformed"),
     ] {

@@ -173,7 +173,10 @@ async fn a_second_replica_sees_writes_of_the_first_at_once() -> Result<()> {
     };
     a.set_user_limits("guest", &update).await?;
     eventually("B sees the new limits", || async {
-        Ok(b.user_limits("guest").await?.and_then(|l| l.concurrent_invocations) == Some(3))
+        Ok(b.user_limits("guest")
+            .await?
+            .and_then(|l| l.concurrent_invocations)
+            == Some(3))
     })
     .await?;
     let reset = LimitsUpdate {

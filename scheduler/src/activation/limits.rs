@@ -96,8 +96,7 @@ impl ManualClock {
     }
 
     pub fn advance(&self, by: Duration) {
-        self.now
-            .fetch_add(by.as_millis() as u64, Ordering::AcqRel);
+        self.now.fetch_add(by.as_millis() as u64, Ordering::AcqRel);
     }
 }
 
@@ -182,7 +181,9 @@ impl Throttled {
                 "Too many concurrent requests in flight (count: {count}, allowed: {allowed})."
             ),
             LimitKind::InvocationsPerMinute | LimitKind::FiresPerMinute => {
-                format!("Too many requests in the last minute (count: {count}, allowed: {allowed}).")
+                format!(
+                    "Too many requests in the last minute (count: {count}, allowed: {allowed})."
+                )
             }
         }
     }
@@ -214,12 +215,10 @@ impl Window {
                 (stored, (count + 1).min(0xffff_ffff))
             };
             let next = (minute << 32) | count;
-            match self.0.compare_exchange_weak(
-                current,
-                next,
-                Ordering::AcqRel,
-                Ordering::Relaxed,
-            ) {
+            match self
+                .0
+                .compare_exchange_weak(current, next, Ordering::AcqRel, Ordering::Relaxed)
+            {
                 Ok(_) => return count,
                 Err(actual) => current = actual,
             }
@@ -443,7 +442,10 @@ mod tests {
         assert!(l.admit_invocation("a", &lim).is_ok());
         drop(held);
         let counts = l.throttled_counts();
-        assert_eq!(counts, vec![("a".into(), LimitKind::InvocationsPerMinute, 3)]);
+        assert_eq!(
+            counts,
+            vec![("a".into(), LimitKind::InvocationsPerMinute, 3)]
+        );
     }
 
     #[test]

@@ -23,8 +23,8 @@ use wisp_core::{ActionDoc, ActivationId, ActivationRecord, Digest, Exec, Package
 use super::batcher::{ActivationBatcher, ActivationSink};
 use super::sql;
 use super::{
-    ActivationFilter, AlarmRow, Credentials, EntityKey, RuleDoc, Store, StoreError, StoreResult,
-    LimitsUpdate, NamespaceLimits, StoredIdentity, TriggerDoc, User, entity_of, hash_key,
+    ActivationFilter, AlarmRow, Credentials, EntityKey, LimitsUpdate, NamespaceLimits, RuleDoc,
+    Store, StoreError, StoreResult, StoredIdentity, TriggerDoc, User, entity_of, hash_key,
 };
 
 /// What a driver does its own way.
