@@ -23,8 +23,10 @@
 //!   last minute ...`). The activations a fire starts count as invocations on top.
 //!
 //! Several replicas: the counters are this process's own, so each replica enforces
-//! `ceil(limit / cluster_size)` ([`Limiter::share`]; OpenWhisk divides by the number of
-//! controllers too) and the messages name that share as `allowed`. With the sharding load
+//! `ceil(limit / cluster_size)` ([`Limiter::share`]) and the messages name that share as
+//! `allowed`. OpenWhisk divides by the number of controllers too (rounding down, after allowing
+//! 20 % more for uneven balancing when there are several); rounding up keeps a limit of 1 at 1
+//! and never gives the namespace less than its limit in total. With the sharding load
 //! balancer a namespace's requests spread over the replicas, so the namespace as a whole gets
 //! about its limit.
 //!
