@@ -6,7 +6,13 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
+
+use crate::activation::limits::{
+    Clock, DEFAULT_CONCURRENT_INVOCATIONS, DEFAULT_FIRES_PER_MINUTE,
+    DEFAULT_INVOCATIONS_PER_MINUTE, SystemClock,
+};
 
 /// Flags of the `wisp-scheduler` binary.
 #[derive(Debug, Clone, clap::Parser)]
@@ -79,6 +85,28 @@ pub struct SchedulerArgs {
     /// power), `full` = an fsync per commit (survives a power loss too; ~+0.3 ms per invoke).
     #[arg(long, env = "WISP_STORE_SYNC", value_enum, default_value = "normal")]
     pub store_sync: StoreSync,
+    /// Activations a namespace may start per minute unless its user has a limit of its own
+    /// (OpenWhisk's `invocationsPerMinute`; `wisp admin user limits` sets one). OpenWhisk's 60
+    /// is sized for container activations of 100 ms and more; a warm wasm activation costs
+    /// ~1,000x less, hence 120,000 (2,000/s): it stops one tenant flooding the store with
+    /// records and still lets `wisp bench` run 32 clients for 10 s on one namespace (~53,000
+    /// invokes) with 2x headroom. With several replicas each enforces ceil(limit / cluster
+    /// size).
+    #[arg(long, env = "WISP_DEFAULT_INVOCATIONS_PER_MINUTE", default_value_t = DEFAULT_INVOCATIONS_PER_MINUTE, value_parser = clap::value_parser!(u32).range(1..))]
+    pub default_invocations_per_minute: u32,
+    /// Activations of a namespace in flight at once unless its user has a limit of its own
+    /// (OpenWhisk's `concurrentInvocations`, default 30 there). An activation in flight holds
+    /// runtime memory and a pool slot however cheap wasm is, so this stays near OpenWhisk's:
+    /// 64, twice the 32 clients of the load tests. Per replica: ceil(limit / cluster size).
+    #[arg(long, env = "WISP_DEFAULT_CONCURRENT_INVOCATIONS", default_value_t = DEFAULT_CONCURRENT_INVOCATIONS, value_parser = clap::value_parser!(u32).range(1..))]
+    pub default_concurrent_invocations: u32,
+    /// Trigger fires (API and alarms) a namespace may make per minute unless its user has a
+    /// limit of its own (OpenWhisk's `firesPerMinute`, default 60 there). A fire is a rules
+    /// query and a record write, not wasm, so 600 (10/s): far beyond what alarms or webhooks
+    /// need; the activations a fire starts count as invocations too. Per replica: ceil(limit /
+    /// cluster size).
+    #[arg(long, env = "WISP_DEFAULT_FIRES_PER_MINUTE", default_value_t = DEFAULT_FIRES_PER_MINUTE, value_parser = clap::value_parser!(u32).range(1..))]
+    pub default_fires_per_minute: u32,
 }
 
 /// How the embedded store makes a commit durable (SQLite's `PRAGMA synchronous`, in WAL mode).
@@ -166,6 +194,9 @@ impl SchedulerArgs {
             kube_settings,
             user_quota: self.user_quota,
             store_sync: self.store_sync,
+            default_invocations_per_minute: self.default_invocations_per_minute,
+            default_concurrent_invocations: self.default_concurrent_invocations,
+            default_fires_per_minute: self.default_fires_per_minute,
             ..SchedulerConfig::default()
         }
     }
@@ -221,6 +252,15 @@ pub struct SchedulerConfig {
     pub user_quota: Vec<String>,
     /// Durability of the embedded store's commits (`--store-sync`).
     pub store_sync: StoreSync,
+    /// Namespace limits for users without their own (`--default-invocations-per-minute`,
+    /// `--default-concurrent-invocations`, `--default-fires-per-minute`; the reasoning behind
+    /// the defaults is on those flags). Each ≥ 1; a 0 is taken as 1.
+    pub default_invocations_per_minute: u32,
+    pub default_concurrent_invocations: u32,
+    pub default_fires_per_minute: u32,
+    /// The clock of the per-minute limit windows (the wall clock; tests move a
+    /// [`crate::ManualClock`]).
+    pub clock: Arc<dyn Clock>,
 }
 
 impl Default for SchedulerConfig {
@@ -243,6 +283,21 @@ impl Default for SchedulerConfig {
             kube_settings: crate::kube::KubeSettings::default(),
             user_quota: Vec::new(),
             store_sync: StoreSync::default(),
+            default_invocations_per_minute: DEFAULT_INVOCATIONS_PER_MINUTE,
+            default_concurrent_invocations: DEFAULT_CONCURRENT_INVOCATIONS,
+            default_fires_per_minute: DEFAULT_FIRES_PER_MINUTE,
+            clock: Arc::new(SystemClock),
+        }
+    }
+}
+
+impl SchedulerConfig {
+    /// The namespace limits of users that have none of their own.
+    pub(crate) fn limit_defaults(&self) -> crate::activation::limits::LimitDefaults {
+        crate::activation::limits::LimitDefaults {
+            invocations_per_minute: self.default_invocations_per_minute.max(1),
+            concurrent_invocations: self.default_concurrent_invocations.max(1),
+            fires_per_minute: self.default_fires_per_minute.max(1),
         }
     }
 }
@@ -288,6 +343,40 @@ mod tests {
         assert!(args.store.is_empty());
         assert_eq!(args.kubernetes, crate::kube::KubeMode::Auto);
         assert_eq!(args.store_sync, StoreSync::Normal);
+        assert_eq!(args.default_invocations_per_minute, 120_000);
+        assert_eq!(args.default_concurrent_invocations, 64);
+        assert_eq!(args.default_fires_per_minute, 600);
+        let limited = SchedulerArgs::try_parse_from([
+            "wisp-scheduler",
+            "--default-invocations-per-minute",
+            "10",
+            "--default-concurrent-invocations",
+            "2",
+            "--default-fires-per-minute",
+            "3",
+        ])
+        .unwrap()
+        .into_config()
+        .limit_defaults();
+        assert_eq!(
+            (
+                limited.invocations_per_minute,
+                limited.concurrent_invocations,
+                limited.fires_per_minute
+            ),
+            (10, 2, 3)
+        );
+        for bad in ["0", "-1", "1.5", "x"] {
+            assert!(
+                SchedulerArgs::try_parse_from([
+                    "wisp-scheduler",
+                    "--default-concurrent-invocations",
+                    bad
+                ])
+                .is_err(),
+                "{bad}"
+            );
+        }
         let full = SchedulerArgs::try_parse_from(["wisp-scheduler", "--store-sync", "full"])
             .unwrap()
             .into_config();

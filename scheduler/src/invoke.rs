@@ -23,6 +23,13 @@
 //! `cause` = the sequence's activation id and `causedBy: sequence`, and the sequence's record lists
 //! the component activation ids in `logs`.
 //!
+//! Admission: before anything is scheduled, the subject's namespace limits are checked
+//! (`crate::activation::limits`, the limits cached with the user): over `invocationsPerMinute`
+//! or `concurrentInvocations` the invoke is [`InvokeError::Throttled`] (429), nothing runs and
+//! no record is written. An accepted activation holds a concurrency slot until its record has
+//! been handed to the store (or, when it never started, until its caller is answered); a
+//! sequence holds one for itself, and each component one more while it runs (taken unchecked).
+//!
 //! [`invoke_route`] is the HTTP handler of `POST /api/v1/namespaces/{ns}/actions/[{pkg}/]{name}`.
 //!
 //! Costs: an [`Invoker`] is a few `Arc`s (clone freely); it lives as long as the scheduler. Each
@@ -49,6 +56,7 @@ use wisp_core::{
     RunRequest, RunResponse, Status, entity::merge_params, run::ErrorBody,
 };
 
+use crate::activation::limits::{Limiter, Permit, Throttled};
 use crate::api::ApiError;
 use crate::auth::Identity;
 use crate::balancer::{Balancer, Lease, Outcome, RuntimeId, RuntimeState};
@@ -137,6 +145,9 @@ pub enum InvokeError {
     /// `store_unavailable`, so no caller takes a success whose record is lost.
     #[error("{0}")]
     RecordNotStored(String),
+    /// Over a namespace limit (429 `too_many_requests`): nothing was accepted, no record.
+    #[error(transparent)]
+    Throttled(#[from] Throttled),
 }
 
 impl InvokeError {
@@ -146,6 +157,7 @@ impl InvokeError {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             InvokeError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            InvokeError::Throttled(_) => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 
@@ -154,6 +166,7 @@ impl InvokeError {
             InvokeError::NoRuntime => "no_runtime",
             InvokeError::Internal(_) => "internal_error",
             InvokeError::RecordNotStored(_) => "store_unavailable",
+            InvokeError::Throttled(_) => crate::api::TOO_MANY_REQUESTS,
         }
     }
 }
@@ -189,6 +202,8 @@ struct Inner {
     grace: Duration,
     /// Every activation task, so shutdown can wait for their records ([`Invoker::drain`]).
     tasks: TaskTracker,
+    /// Namespace limits: admission before anything is accepted.
+    limiter: Arc<Limiter>,
 }
 
 /// One wasm activation being run.
@@ -206,21 +221,37 @@ struct Job {
     /// The balancer the job is scheduled on (its subject's dedicated one, or the shared one);
     /// outcomes are recorded on the same one.
     balancer: Arc<Balancer>,
+    /// The namespace's concurrency slot of a top-level activation (a sequence's components
+    /// are held by the sequence run).
+    permit: Option<Permit>,
 }
 
 impl Invoker {
+    /// An invoker with the default namespace limits for a single scheduler.
     pub fn new(store: Arc<dyn Store>, balancer: Arc<Balancer>, cfg: InvokerConfig) -> Self {
         let client = RuntimeClient::new(cfg.runtime_token.as_deref());
-        Self::with_client(store, Arc::new(RuntimePools::new(balancer)), cfg, client)
+        let limiter = Limiter::new(
+            Default::default(),
+            1,
+            Arc::new(crate::activation::limits::SystemClock),
+        );
+        Self::with_client(
+            store,
+            Arc::new(RuntimePools::new(balancer)),
+            cfg,
+            client,
+            Arc::new(limiter),
+        )
     }
 
     /// Like [`Invoker::new`] with the scheduler's runtime pools (shared balancer plus dedicated
-    /// ones) and a given client (share one pool with the health prober).
-    pub fn with_client(
+    /// ones), a given client (share one pool with the health prober) and limiter.
+    pub(crate) fn with_client(
         store: Arc<dyn Store>,
         pools: Arc<RuntimePools>,
         cfg: InvokerConfig,
         client: RuntimeClient,
+        limiter: Arc<Limiter>,
     ) -> Self {
         Invoker {
             inner: Arc::new(Inner {
@@ -231,6 +262,7 @@ impl Invoker {
                 blocking_wait: BLOCKING_WAIT,
                 grace: RUNTIME_GRACE,
                 tasks: TaskTracker::new(),
+                limiter,
             }),
         }
     }
@@ -248,6 +280,7 @@ impl Invoker {
                 blocking_wait: wait,
                 grace: inner.grace,
                 tasks: inner.tasks.clone(),
+                limiter: Arc::clone(&inner.limiter),
             }),
         }
     }
@@ -268,6 +301,26 @@ impl Invoker {
     /// Number of activations running (their records not yet handed to the store).
     pub fn in_flight(&self) -> usize {
         self.inner.tasks.len()
+    }
+
+    /// The admission control of namespace limits.
+    pub(crate) fn limiter(&self) -> &Arc<Limiter> {
+        &self.inner.limiter
+    }
+
+    /// Admits one activation of `namespace` under its limits (cached with its user: no store
+    /// read when warm). Limits that cannot be read fall back to the defaults.
+    async fn admit(&self, namespace: &str) -> Result<Permit, Throttled> {
+        let stored = match self.inner.store.user_limits(namespace).await {
+            Ok(stored) => stored,
+            Err(e) => {
+                tracing::warn!(namespace, error = %e,
+                    "cannot read the namespace's limits; the defaults apply");
+                None
+            }
+        };
+        let limits = self.inner.limiter.effective(stored.as_ref());
+        self.inner.limiter.admit_invocation(namespace, &limits)
     }
 
     /// Compiles `code` ahead of its first invoke on every healthy runtime; answers as soon as the
@@ -347,6 +400,7 @@ impl Invoker {
 
     /// Starts an activation. See the module docs.
     pub async fn invoke(&self, req: InvokeRequest) -> Result<InvokeOutcome, InvokeError> {
+        let permit = self.admit(&req.subject).await?;
         let received = Instant::now();
         let id = ActivationId::generate();
         let blocking = req.blocking;
@@ -368,6 +422,7 @@ impl Invoker {
                     received,
                     balancer,
                     action: req.action,
+                    permit: Some(permit),
                 };
                 let lease = self
                     .schedule(&job, &[])
@@ -381,7 +436,7 @@ impl Invoker {
                 self.inner.tasks.spawn(async move {
                     let mut job = job;
                     let result = this.execute(&mut job, lease).await;
-                    this.finish(result, &job, tx).await;
+                    this.finish(result, &mut job, tx).await;
                 });
             }
             Exec::Sequence { components } => {
@@ -410,12 +465,10 @@ impl Invoker {
                 self.inner.tasks.spawn(async move {
                     let result = this.run_sequence(&seq, components, 0).await;
                     match result {
-                        Ok(record) => this.deliver(record, tx).await,
+                        Ok(record) => this.deliver(record, tx, Some(permit)).await,
                         Err(never) => {
-                            if let Err(Err(_)) = tx.send(Err(InvokeError::NoRuntime)) {
-                                let record = seq.failed_record(Status::InternalError, &never.0);
-                                let _ = this.store_record(record).await;
-                            }
+                            let failed = || seq.failed_record(Status::InternalError, &never.0);
+                            this.never_started(tx, Some(permit), failed).await;
                         }
                     }
                 });
@@ -475,32 +528,54 @@ impl Invoker {
     async fn finish(
         &self,
         result: Result<ActivationRecord, NeverStarted>,
-        job: &Job,
+        job: &mut Job,
         tx: oneshot::Sender<Result<ActivationRecord, InvokeError>>,
     ) {
+        let permit = job.permit.take();
         match result {
-            Ok(record) => self.deliver(record, tx).await,
+            Ok(record) => self.deliver(record, tx, permit).await,
             Err(never) => {
-                if let Err(Err(_)) = tx.send(Err(InvokeError::NoRuntime)) {
-                    let record = self.failed_record(job, None, Status::InternalError, &never.0);
-                    let _ = self.store_record(record).await;
-                }
+                let failed = || self.failed_record(job, None, Status::InternalError, &never.0);
+                self.never_started(tx, permit, failed).await;
             }
         }
+    }
+
+    /// An activation that could not start anywhere: a caller still waiting gets `NoRuntime`
+    /// (its slot freed first, nothing was accepted); otherwise it was accepted, and ends as the
+    /// `failed` record.
+    async fn never_started(
+        &self,
+        tx: oneshot::Sender<Result<ActivationRecord, InvokeError>>,
+        mut permit: Option<Permit>,
+        failed: impl FnOnce() -> ActivationRecord,
+    ) {
+        if !tx.is_closed() {
+            drop(permit.take());
+            if tx.send(Err(InvokeError::NoRuntime)).is_ok() {
+                return;
+            }
+        }
+        let _ = self.store_record(failed()).await;
+        drop(permit);
     }
 
     /// Stores the record, then hands it to the caller if one still waits: the answer leaves only
     /// after `put_activation` returned, i.e. once the record is committed (a `GET` right after
     /// the answer finds it, and a `kill -9` of the scheduler cannot lose it). A record the store
     /// refused is answered as [`InvokeError::RecordNotStored`], never as a success. The record
-    /// is copied only when someone waits.
+    /// is copied only when someone waits. The activation's concurrency slot (`permit`) is freed
+    /// once the record is stored, before the caller hears back (a caller invoking in a loop
+    /// never meets its own previous activation).
     async fn deliver(
         &self,
         record: ActivationRecord,
         tx: oneshot::Sender<Result<ActivationRecord, InvokeError>>,
+        permit: Option<Permit>,
     ) {
         if tx.is_closed() {
             let _ = self.store_record(record).await;
+            drop(permit);
             return;
         }
         let id = record.activation_id.clone();
@@ -510,6 +585,7 @@ impl Invoker {
                 "activation {id} ran, but its record could not be stored: {e}"
             ))),
         };
+        drop(permit);
         let _ = tx.send(answer);
     }
 
@@ -733,6 +809,8 @@ impl Invoker {
                 let mut merged = resolved.defaults;
                 merged.extend(std::mem::take(&mut params));
                 let exec = resolved.action.exec.clone();
+                // The component is in flight from here until its record is stored.
+                let held = self.inner.limiter.hold(&seq.subject);
                 let record = match &exec {
                     Exec::Wasm { digest, .. } => {
                         let digest = match parse_digest(&resolved.action, digest.as_deref()) {
@@ -756,6 +834,7 @@ impl Invoker {
                             in_sequence: true,
                             received: Instant::now(),
                             balancer: self.inner.pools.for_namespace(&seq.subject),
+                            permit: None,
                         };
                         let ran = match self.schedule(&job, &[]) {
                             Ok(lease) => self.execute(&mut job, lease).await,
@@ -790,6 +869,7 @@ impl Invoker {
                     }
                 };
                 let _ = self.store_record(record.clone()).await;
+                drop(held);
                 ids.push(record.activation_id.to_string());
                 duration += record.duration;
                 let ok = record.response.success;

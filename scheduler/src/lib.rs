@@ -14,6 +14,9 @@
 //! - [`balancer::Balancer`] (`Arc`): lives as long as the scheduler; `schedule` never waits; a
 //!   `Lease` lives as long as one activation.
 //! - [`invoke::Invoker`]: cheap to clone; one keep-alive HTTP client to the runtimes per process.
+//!   It holds the limiter of namespace limits (`activation::limits`): OpenWhisk's
+//!   `invocationsPerMinute`, `concurrentInvocations` and `firesPerMinute`, checked in memory
+//!   (a sharded map and a few atomics) before an activation or a fire is accepted; 429 past them.
 //! - [`state::AppState`]: a few `Arc`s cloned into every handler.
 //! - [`kube::Provisioner`] and [`kube::RuntimePools`] (in the state): per-user namespaces and
 //!   per-user balancers of dedicated runtimes; both inert unless `config.kubernetes` (then a pod
@@ -22,6 +25,7 @@
 //!   periodic triggers, claiming each tick in the store so replicas fire it once.
 //! - [`api::router`]: the axum app (OpenWhisk API v1, admin API, code endpoint, health, metrics).
 
+pub(crate) mod activation;
 pub mod admin;
 pub mod alarm;
 pub mod api;
@@ -41,6 +45,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use tokio_util::sync::CancellationToken;
 
+pub use activation::limits::{Clock, ManualClock, SystemClock};
 pub use config::{SchedulerArgs, SchedulerConfig};
 
 use balancer::{Balancer, BalancerConfig};
@@ -146,6 +151,11 @@ impl Scheduler {
             crate::kube::RuntimePools::new(balancer.clone())
                 .with_health(health, background.child_token()),
         );
+        let limiter = Arc::new(activation::limits::Limiter::new(
+            config.limit_defaults(),
+            config.cluster_size,
+            Arc::clone(&config.clock),
+        ));
         let invoker = Invoker::with_client(
             store.clone(),
             Arc::clone(&pools),
@@ -155,6 +165,7 @@ impl Scheduler {
                 instance: instance.clone(),
             },
             client,
+            Arc::clone(&limiter),
         );
         let provisioner = if config.kubernetes {
             let settings = config
@@ -184,7 +195,7 @@ impl Scheduler {
             balancer,
             invoker,
             config,
-            metrics: Arc::new(Metrics::new(Some(cache_stats))),
+            metrics: Arc::new(Metrics::new(Some(cache_stats)).with_limiter(limiter)),
         };
         alarm::spawn_poller(state.clone(), background.child_token());
         if config_is_shared(&state) {

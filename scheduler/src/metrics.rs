@@ -8,7 +8,13 @@
 //! - balancer gauges taken from `Balancer::snapshot()` of the shared balancer and of every
 //!   per-user (dedicated runtimes) balancer at scrape time, labelled `pool` (`shared` or the
 //!   user): `wisp_runtimes{state, pool}`, `wisp_runtime_free_slots{runtime, pool}`,
-//!   `wisp_runtime_in_flight{runtime, pool}`, `wisp_runtime_healthy{runtime, pool}`.
+//!   `wisp_runtime_in_flight{runtime, pool}` (activations this replica has in flight there),
+//!   `wisp_runtime_reserved_memory_mb{runtime, pool}` (memory booked for them, MB; above the
+//!   capacity when the overload strategy forced slots), `wisp_runtime_capacity_mb{runtime, pool}`
+//!   (this replica's share of the runtime's memory), `wisp_runtime_healthy{runtime, pool}`.
+//! - `wisp_throttled_total{namespace, limit}`: requests refused by a namespace limit (`limit` =
+//!   `invocationsPerMinute`, `concurrentInvocations` or `firesPerMinute`), read from the
+//!   limiter at scrape time.
 //! - `wisp_entity_cache_requests_total{result="hit"|"miss"|"remote_invalidation"}` (the last:
 //!   entries dropped because another replica changed them).
 //!
@@ -24,6 +30,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use wisp_core::Status;
 
+use crate::activation::limits::Limiter;
 use crate::balancer::RuntimeState;
 use crate::kube::RuntimePools;
 use crate::store::cache::CacheStats;
@@ -39,9 +46,13 @@ pub struct Metrics {
     runtimes: Family<Labels, Gauge>,
     free_slots: Family<Labels, Gauge>,
     in_flight: Family<Labels, Gauge>,
+    reserved: Family<Labels, Gauge>,
+    capacity: Family<Labels, Gauge>,
     healthy: Family<Labels, Gauge>,
     cache: Family<Labels, Counter>,
     cache_stats: Option<Arc<CacheStats>>,
+    throttled: Family<Labels, Counter>,
+    limiter: Option<Arc<Limiter>>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -60,7 +71,10 @@ impl Metrics {
         let free_slots = Family::<Labels, Gauge>::default();
         let in_flight = Family::<Labels, Gauge>::default();
         let healthy = Family::<Labels, Gauge>::default();
+        let reserved = Family::<Labels, Gauge>::default();
+        let capacity = Family::<Labels, Gauge>::default();
         let cache = Family::<Labels, Counter>::default();
+        let throttled = Family::<Labels, Counter>::default();
         registry.register(
             "wisp_http_requests",
             "HTTP requests by route and status",
@@ -92,6 +106,21 @@ impl Metrics {
             in_flight.clone(),
         );
         registry.register(
+            "wisp_runtime_reserved_memory_mb",
+            "Memory (MB) this scheduler has booked for its activations in flight per runtime",
+            reserved.clone(),
+        );
+        registry.register(
+            "wisp_runtime_capacity_mb",
+            "This scheduler's share of the runtime's memory (MB)",
+            capacity.clone(),
+        );
+        registry.register(
+            "wisp_throttled",
+            "Requests refused by a namespace limit",
+            throttled.clone(),
+        );
+        registry.register(
             "wisp_runtime_healthy",
             "1 when the runtime is healthy",
             healthy.clone(),
@@ -109,10 +138,20 @@ impl Metrics {
             runtimes,
             free_slots,
             in_flight,
+            reserved,
+            capacity,
             healthy,
             cache,
             cache_stats,
+            throttled,
+            limiter: None,
         }
+    }
+
+    /// The same metrics reporting `limiter`'s refusals as `wisp_throttled_total`.
+    pub(crate) fn with_limiter(mut self, limiter: Arc<Limiter>) -> Self {
+        self.limiter = Some(limiter);
+        self
     }
 
     /// Counts one routed HTTP request.
@@ -146,6 +185,8 @@ impl Metrics {
         self.runtimes.clear();
         self.free_slots.clear();
         self.in_flight.clear();
+        self.reserved.clear();
+        self.capacity.clear();
         self.healthy.clear();
         let mut all = vec![("shared".to_string(), Arc::clone(pools.shared()))];
         all.extend(
@@ -179,6 +220,11 @@ impl Metrics {
                 self.in_flight
                     .get_or_create(&label)
                     .set(i64::try_from(rt.in_flight).unwrap_or(i64::MAX));
+                let capacity = i64::try_from(rt.capacity_slots).unwrap_or(i64::MAX);
+                self.capacity.get_or_create(&label).set(capacity);
+                self.reserved
+                    .get_or_create(&label)
+                    .set(capacity.saturating_sub(rt.free_slots));
                 self.healthy
                     .get_or_create(&label)
                     .set(i64::from(rt.state == RuntimeState::Healthy));
@@ -197,6 +243,18 @@ impl Metrics {
                 let c = self
                     .cache
                     .get_or_create(&vec![("result", result.to_string())]);
+                let seen = c.get();
+                if total > seen {
+                    c.inc_by(total - seen);
+                }
+            }
+        }
+        if let Some(limiter) = &self.limiter {
+            for (namespace, limit, total) in limiter.throttled_counts() {
+                let c = self.throttled.get_or_create(&vec![
+                    ("namespace", namespace),
+                    ("limit", limit.name().to_string()),
+                ]);
                 let seen = c.get();
                 if total > seen {
                     c.inc_by(total - seen);

@@ -1,6 +1,6 @@
 //! The PostgreSQL store: the shared store suite (the one the embedded store passes), directly
 //! and through the entity cache; two replicas (separate pools and caches) seeing each other's
-//! writes at once; replicas racing on one entity; concurrent migrations; retention.
+//! writes at once (actions, packages, keys, namespace limits); replicas racing on one entity; concurrent migrations; retention.
 //!
 //! Needs a PostgreSQL server: `eval "$(scripts/postgres.sh)"` sets `WISP_TEST_POSTGRES`. Each
 //! test creates a database of its own there and drops it after. Without the variable the tests
@@ -17,7 +17,8 @@ use wisp_scheduler::store::cache::CacheStats;
 use wisp_scheduler::store::postgres::{PostgresOptions, PostgresStore};
 use wisp_scheduler::store::suite::{TestDatabase, action_doc, fake_module, record, store_suite};
 use wisp_scheduler::store::{
-    ActivationFilter, AlarmRow, Credentials, EntityKey, Store, StoreError,
+    ActivationFilter, AlarmRow, Credentials, EntityKey, LimitsUpdate, NamespaceLimits, Store,
+    StoreError,
 };
 
 /// A scheduler's store on `url`, as `wisp-scheduler --store URL` opens it (entity cache and
@@ -159,6 +160,34 @@ async fn a_second_replica_sees_writes_of_the_first_at_once() -> Result<()> {
     })
     .await?;
     assert!(b_stats.remote_invalidations.load(Ordering::Relaxed) > 0);
+
+    // Namespace limits: B has them cached (read on every invoke), A changes them: B applies
+    // the new ones at once, and the reset too.
+    assert_eq!(
+        b.user_limits("guest").await?,
+        Some(NamespaceLimits::default())
+    );
+    let update = LimitsUpdate {
+        concurrent_invocations: Some(Some(3)),
+        ..LimitsUpdate::default()
+    };
+    a.set_user_limits("guest", &update).await?;
+    eventually("B sees the new limits", || async {
+        Ok(b.user_limits("guest")
+            .await?
+            .and_then(|l| l.concurrent_invocations)
+            == Some(3))
+    })
+    .await?;
+    let reset = LimitsUpdate {
+        concurrent_invocations: Some(None),
+        ..LimitsUpdate::default()
+    };
+    a.set_user_limits("guest", &reset).await?;
+    eventually("B sees the limits reset", || async {
+        Ok(b.user_limits("guest").await? == Some(NamespaceLimits::default()))
+    })
+    .await?;
 
     a.close().await?;
     b.close().await?;

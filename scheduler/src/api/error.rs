@@ -7,7 +7,11 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use wisp_core::run::ErrorBody;
 
+use crate::activation::limits::Throttled;
 use crate::store::StoreError;
+
+/// The `code` of a 429: a request over a namespace limit.
+pub const TOO_MANY_REQUESTS: &str = "too_many_requests";
 
 /// A failed API request.
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +44,9 @@ pub enum ApiError {
     /// 413: action code over OpenWhisk's 48 MB.
     #[error("The action code is {size} bytes, over the limit of {limit} bytes.")]
     CodeTooLarge { size: usize, limit: usize },
+    /// 429: over a namespace limit (OpenWhisk's message).
+    #[error(transparent)]
+    Throttled(#[from] Throttled),
     /// 501: a feature of a later version (triggers, rules, sequence invokes...).
     #[error("{0}")]
     NotImplemented(String),
@@ -72,6 +79,7 @@ impl ApiError {
             ApiError::PayloadTooLarge { .. } | ApiError::CodeTooLarge { .. } => {
                 StatusCode::PAYLOAD_TOO_LARGE
             }
+            ApiError::Throttled(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -97,6 +105,7 @@ impl ApiError {
             ApiError::Conflict(_) => "conflict",
             ApiError::BadRequest(_) => "bad_request",
             ApiError::PayloadTooLarge { .. } | ApiError::CodeTooLarge { .. } => "payload_too_large",
+            ApiError::Throttled(_) => TOO_MANY_REQUESTS,
             ApiError::NotImplemented(_) => "not_implemented",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::Internal(_) => "internal_error",
@@ -147,6 +156,7 @@ pub fn code_for_status(status: StatusCode) -> &'static str {
         413 => "payload_too_large",
         415 => "unsupported_media_type",
         422 => "bad_request",
+        429 => TOO_MANY_REQUESTS,
         500 => "internal_error",
         501 => "not_implemented",
         503 => "unavailable",

@@ -1,7 +1,8 @@
 //! The REST API (OpenWhisk API v1 compatible): the router and the entity handlers.
 //!
 //! [`router`] builds the whole axum app from an [`AppState`]: namespaces, actions (CRUD here;
-//! invoke is `crate::invoke::invoke_route`), packages, triggers (`POST` fires), rules, activations, web actions
+//! invoke is `crate::invoke::invoke_route`), packages, triggers (`POST` fires), rules, activations,
+//! the namespace's limits ([`limits`]), web actions
 //! (`crate::web::web_route`), the admin API, the runtimes' code endpoint, `/health`, `/ready` and
 //! `/metrics`. Every error of the API routes is JSON `{error, code}` — axum's own rejections
 //! (body too large, method not allowed...) included, via the [`json_errors`] layer. Request bodies
@@ -10,11 +11,12 @@
 pub mod actions;
 pub mod activations;
 mod error;
+pub mod limits;
 pub mod packages;
 pub mod rules;
 pub mod triggers;
 
-pub use error::{ApiError, code_for_status};
+pub use error::{ApiError, TOO_MANY_REQUESTS, code_for_status};
 
 use std::collections::HashMap;
 
@@ -108,6 +110,7 @@ pub fn router(state: AppState) -> Router {
                 .delete(triggers::delete_trigger)
                 .post(triggers::fire_trigger),
         )
+        .route("/api/v1/namespaces/{ns}/limits", get(limits::get_limits))
         .route("/api/v1/namespaces/{ns}/rules", get(rules::list_rules))
         .route(
             "/api/v1/namespaces/{ns}/rules/{name}",
@@ -209,10 +212,12 @@ async fn root_info(State(state): State<AppState>) -> Json<Value> {
 
 fn limits_doc(state: &AppState) -> Value {
     use wisp_core::Limits;
+    // The defaults; a namespace's own are at `/api/v1/namespaces/_/limits`.
+    let defaults = state.invoker.limiter().defaults();
     json!({
-        "actions_per_minute": null,
-        "triggers_per_minute": null,
-        "concurrent_actions": null,
+        "actions_per_minute": defaults.invocations_per_minute,
+        "triggers_per_minute": defaults.fires_per_minute,
+        "concurrent_actions": defaults.concurrent_invocations,
         "min_action_duration": Limits::MIN_TIMEOUT_MS,
         "max_action_duration": Limits::MAX_TIMEOUT_MS,
         "min_action_memory": Limits::MIN_MEMORY_MB * 1024 * 1024,

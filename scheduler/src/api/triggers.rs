@@ -7,6 +7,11 @@
 //! one JSON line per rule (`{statusCode, success, activationId, rule, action}`), as OpenWhisk's.
 //! The fire answers 202 `{activationId}`; with no active rule, 204 and no record (OpenWhisk).
 //!
+//! Namespace limits: a fire over `firesPerMinute` is 429 (OpenWhisk's message) before anything
+//! else; each rule's activation is admitted like an invoke, and one over `invocationsPerMinute`
+//! or `concurrentInvocations` is not started: its log line says why (`"success": false`,
+//! `"error": "Too many requests in the last minute (count: N, allowed: M)."`).
+//!
 //! A trigger annotated `feed: alarm` (or OpenWhisk's `/whisk.system/alarms/alarm`) is periodic:
 //! its feed parameters become an alarm in the store ([`crate::alarm`]).
 
@@ -280,6 +285,11 @@ pub async fn fire(
     payload: Map<String, Value>,
 ) -> Result<Option<ActivationId>, ApiError> {
     let ns = trigger.namespace.as_str();
+    // Every fire counts against the namespace's firesPerMinute first; a refused one (429 here,
+    // a skipped tick for the alarm feed) runs nothing and leaves no record.
+    let stored = state.store.user_limits(ns).await?;
+    let limiter = state.invoker.limiter();
+    limiter.admit_fire(ns, &limiter.effective(stored.as_ref()))?;
     let fqn = format!("/{ns}/{}", trigger.name);
     let rules: Vec<_> = state
         .store

@@ -1,5 +1,7 @@
 //! The entity cache (seed 001's "datastore cache"): a [`Store`] decorator that keeps actions,
 //! packages and identities in moka caches, so the invoke path reads no database when warm.
+//! A namespace's limits are cached too (by namespace), so admission control reads no
+//! database per invoke either.
 //! Every write through it invalidates the entry it touched, after the write commits; entries also
 //! expire after a TTL. Writes of other processes arrive through [`CachedStore::follow`] (on
 //! PostgreSQL, a `LISTEN` on the schema's change notifications, see [`super::postgres`]), so
@@ -19,8 +21,8 @@ use tokio::task::AbortHandle;
 use wisp_core::{ActionDoc, ActivationId, ActivationRecord, Digest, PackageDoc};
 
 use super::{
-    ActivationFilter, AlarmRow, Credentials, EntityKey, RuleDoc, Store, StoreError, StoreResult,
-    StoredIdentity, TriggerDoc, User,
+    ActivationFilter, AlarmRow, Credentials, EntityKey, LimitsUpdate, NamespaceLimits, RuleDoc,
+    Store, StoreError, StoreResult, StoredIdentity, TriggerDoc, User,
 };
 
 /// Hit/miss counters of the entity cache.
@@ -42,6 +44,8 @@ pub enum Invalidation {
     },
     /// The identity of a uuid (its key changed, or the user was created or deleted).
     Identity(String),
+    /// The limits of a namespace (changed, or its user was created or deleted).
+    Limits(String),
     /// Anything may have changed (the feed was interrupted).
     All,
 }
@@ -52,6 +56,8 @@ struct Caches {
     actions: Cache<EntityKey, Option<Arc<ActionDoc>>>,
     packages: Cache<(String, String), Option<Arc<PackageDoc>>>,
     identities: Cache<String, Option<Arc<StoredIdentity>>>,
+    /// By namespace; `None` = no such user (the defaults apply).
+    limits: Cache<String, Option<Arc<NamespaceLimits>>>,
     /// Bumped by every invalidation: a load that saw it change may hold an older row.
     generation: Arc<AtomicU64>,
 }
@@ -65,10 +71,12 @@ impl Caches {
                 self.packages.invalidate(&(namespace, name)).await
             }
             Invalidation::Identity(uuid) => self.identities.invalidate(&uuid).await,
+            Invalidation::Limits(namespace) => self.limits.invalidate(&namespace).await,
             Invalidation::All => {
                 self.actions.invalidate_all();
                 self.packages.invalidate_all();
                 self.identities.invalidate_all();
+                self.limits.invalidate_all();
             }
         }
     }
@@ -91,6 +99,7 @@ impl CachedStore {
                 actions: build(capacity, ttl),
                 packages: build(capacity, ttl),
                 identities: build(capacity, ttl),
+                limits: build(capacity, ttl),
                 generation: Arc::new(AtomicU64::new(0)),
             },
             stats: Arc::new(CacheStats::default()),
@@ -209,6 +218,9 @@ impl Store for CachedStore {
         let c = self.inner.create_user(name).await?;
         self.invalidate(Invalidation::Identity(c.uuid.clone()))
             .await;
+        // A cached "no such user" would keep the new user on the defaults.
+        self.invalidate(Invalidation::Limits(name.to_string()))
+            .await;
         Ok(c)
     }
 
@@ -217,6 +229,9 @@ impl Store for CachedStore {
         // The user's old uuid is unknown here: drop every cached identity.
         self.caches.generation.fetch_add(1, Ordering::AcqRel);
         self.caches.identities.invalidate_all();
+        // The upsert may have created the user.
+        self.invalidate(Invalidation::Limits(name.to_string()))
+            .await;
         Ok(())
     }
 
@@ -243,6 +258,33 @@ impl Store for CachedStore {
         // Rare: drop everything rather than scan for the namespace's entries.
         self.invalidate(Invalidation::All).await;
         Ok(deleted)
+    }
+
+    async fn user_limits(&self, namespace: &str) -> StoreResult<Option<NamespaceLimits>> {
+        // Read on every invoke: a hit allocates nothing (no key, no boxed load).
+        if let Some(hit) = self.caches.limits.get(namespace).await {
+            self.count(true);
+            return Ok(hit.map(|l| *l));
+        }
+        cached(
+            self,
+            &self.caches.limits,
+            namespace.to_string(),
+            self.inner.user_limits(namespace),
+        )
+        .await
+    }
+
+    async fn set_user_limits(
+        &self,
+        name: &str,
+        update: &LimitsUpdate,
+    ) -> StoreResult<Option<NamespaceLimits>> {
+        let res = self.inner.set_user_limits(name, update).await;
+        // A user's namespace is its name.
+        self.invalidate(Invalidation::Limits(name.to_string()))
+            .await;
+        res
     }
 
     async fn put_action(

@@ -23,8 +23,9 @@ use wisp_core::{ActionDoc, ActivationId, ActivationRecord, Digest, Exec, Package
 use super::batcher::{Acceptance, ActivationBatcher, ActivationSink, Batch};
 use super::sql;
 use super::{
-    ActivationFilter, AlarmRow, Credentials, EntityKey, Recovery, RuleDoc, Store, StoreError,
-    StoreResult, StoredIdentity, TriggerDoc, User, entity_of, hash_key,
+    ActivationFilter, AlarmRow, Credentials, EntityKey, LimitsUpdate, NamespaceLimits, Recovery,
+    RuleDoc, Store, StoreError, StoreResult, StoredIdentity, TriggerDoc, User, entity_of,
+    hash_key,
 };
 
 /// What a driver does its own way.
@@ -260,6 +261,20 @@ where
             name: row.try_get(0)?,
             namespace: row.try_get(1)?,
             uuid: row.try_get(2)?,
+        })
+    }
+
+    /// The three nullable limit columns of a user row; a value that is not a whole number
+    /// ≥ 1 (written by hand?) reads as the default.
+    fn limits_from(row: &DB::Row) -> StoreResult<NamespaceLimits> {
+        let column = |i: usize| -> StoreResult<Option<u32>> {
+            let v: Option<i64> = row.try_get(i)?;
+            Ok(v.and_then(|v| u32::try_from(v).ok()).filter(|v| *v >= 1))
+        };
+        Ok(NamespaceLimits {
+            invocations_per_minute: column(0)?,
+            concurrent_invocations: column(1)?,
+            fires_per_minute: column(2)?,
         })
     }
 
@@ -629,6 +644,43 @@ where
             .await?;
         tx.commit().await?;
         Ok(true)
+    }
+
+    async fn user_limits(&self, namespace: &str) -> StoreResult<Option<NamespaceLimits>> {
+        let row = sqlx::query::<DB>(sql::SELECT_USER_LIMITS)
+            .bind(namespace)
+            .fetch_optional(&self.read)
+            .await?;
+        row.as_ref().map(Self::limits_from).transpose()
+    }
+
+    async fn set_user_limits(
+        &self,
+        name: &str,
+        update: &LimitsUpdate,
+    ) -> StoreResult<Option<NamespaceLimits>> {
+        // Read, merge and write under the user's lock: concurrent updates of different keys
+        // (on any replica) all take effect.
+        let mut tx = self.begin().await?;
+        Self::lock(&mut tx, &format!("user:{name}")).await?;
+        let Some(row) = sqlx::query::<DB>(sql::SELECT_USER_LIMITS_BY_NAME)
+            .bind(name)
+            .fetch_optional(&mut *tx)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let limits = update.apply(Self::limits_from(&row)?);
+        let column = |v: Option<u32>| v.map(i64::from);
+        sqlx::query::<DB>(sql::UPDATE_USER_LIMITS)
+            .bind(name)
+            .bind(column(limits.invocations_per_minute))
+            .bind(column(limits.concurrent_invocations))
+            .bind(column(limits.fires_per_minute))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(Some(limits))
     }
 
     async fn put_action(

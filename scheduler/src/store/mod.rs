@@ -17,7 +17,8 @@
 //!   and identities, invalidated on every write through it and, on PostgreSQL, on every write
 //!   of another replica (seed 001's datastore cache).
 //!
-//! Keys are stored hashed (sha256) and compared in constant time.
+//! Keys are stored hashed (sha256) and compared in constant time. A user's [`NamespaceLimits`]
+//! live in its row (nullable columns: `NULL` = the scheduler's default).
 
 pub mod batcher;
 pub mod cache;
@@ -168,6 +169,41 @@ pub fn key_matches(key: &str, stored_hash: &str) -> bool {
         .into()
 }
 
+/// A namespace's own limits, stored with its user: each `None` means "the scheduler's default"
+/// (`--default-invocations-per-minute` and the others, see
+/// [`crate::config::SchedulerConfig`]). Values are whole numbers ≥ 1.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NamespaceLimits {
+    pub invocations_per_minute: Option<u32>,
+    pub concurrent_invocations: Option<u32>,
+    pub fires_per_minute: Option<u32>,
+}
+
+/// A change of a user's [`NamespaceLimits`], key by key: `None` keeps the stored value,
+/// `Some(None)` resets it to the default, `Some(Some(n))` sets it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LimitsUpdate {
+    pub invocations_per_minute: Option<Option<u32>>,
+    pub concurrent_invocations: Option<Option<u32>>,
+    pub fires_per_minute: Option<Option<u32>>,
+}
+
+impl LimitsUpdate {
+    /// The limits after applying this change to `stored`.
+    pub fn apply(&self, stored: NamespaceLimits) -> NamespaceLimits {
+        NamespaceLimits {
+            invocations_per_minute: self
+                .invocations_per_minute
+                .unwrap_or(stored.invocations_per_minute),
+            concurrent_invocations: self
+                .concurrent_invocations
+                .unwrap_or(stored.concurrent_invocations),
+            fires_per_minute: self.fires_per_minute.unwrap_or(stored.fires_per_minute),
+        }
+    }
+}
+
 /// A stored identity, as authentication needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredIdentity {
@@ -276,6 +312,16 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes the user, its namespace's actions, packages, triggers, rules, alarms and
     /// activations. `false` if unknown.
     async fn delete_user(&self, name: &str) -> StoreResult<bool>;
+    /// The limits stored with the user whose namespace is `namespace` (`None`: no such user).
+    /// Read on every invoke, so [`cache::CachedStore`] keeps them.
+    async fn user_limits(&self, namespace: &str) -> StoreResult<Option<NamespaceLimits>>;
+    /// Applies `update` to the limits of user `name` in one transaction; answers the limits as
+    /// stored afterwards, or `None` when there is no such user.
+    async fn set_user_limits(
+        &self,
+        name: &str,
+        update: &LimitsUpdate,
+    ) -> StoreResult<Option<NamespaceLimits>>;
 
     // ---- actions and code ----
 

@@ -11,7 +11,8 @@
 //!   inserts). A replica's queued records are visible to that replica at once and to the others
 //!   once written (group commits: at once).
 //! - [`entity_changes`]: the schema's triggers `NOTIFY wisp_entities` on every write of an
-//!   action, package or user key, in the writing transaction; one `LISTEN` connection per
+//!   action, package or user row (`identity:<uuid>` and `limits:<namespace>`), in the writing
+//!   transaction; one `LISTEN` connection per
 //!   scheduler turns them into [`Invalidation`]s for the entity cache.
 //!
 //! Cost: one pool of `max_connections` (default 16) plus the listener's connection per replica;
@@ -71,6 +72,11 @@ pub fn migrator() -> Migrator {
                 3,
                 "entity_notify",
                 include_str!("../../migrations/postgres/0003_entity_notify.sql"),
+            ),
+            migration(
+                4,
+                "namespace_limits",
+                include_str!("../../migrations/postgres/0004_namespace_limits.sql"),
             ),
             migration(
                 5,
@@ -172,6 +178,7 @@ pub fn invalidation_of(payload: &str) -> Invalidation {
                 name: name.to_string(),
             }),
         Some(("identity", uuid)) => Some(Invalidation::Identity(uuid.to_string())),
+        Some(("limits", namespace)) => Some(Invalidation::Limits(namespace.to_string())),
         _ => None,
     };
     parsed.unwrap_or(Invalidation::All)
@@ -258,6 +265,10 @@ mod tests {
         assert_eq!(
             invalidation_of("identity:0b1e-uuid"),
             Invalidation::Identity("0b1e-uuid".into())
+        );
+        assert_eq!(
+            invalidation_of("limits:guest"),
+            Invalidation::Limits("guest".into())
         );
         assert_eq!(invalidation_of("action:broken"), Invalidation::All);
         assert_eq!(invalidation_of("something else"), Invalidation::All);

@@ -12,6 +12,13 @@ pub const SELECT_USER_BY_NAME: &str = "SELECT name, namespace, uuid FROM users W
 pub const SELECT_IDENTITY_BY_UUID: &str =
     "SELECT name, namespace, uuid, key_hash FROM users WHERE uuid = $1";
 pub const LIST_USERS: &str = "SELECT name, namespace, uuid FROM users ORDER BY name";
+/// A user's limits by namespace (`NULL` columns: the default).
+pub const SELECT_USER_LIMITS: &str = "SELECT invocations_per_minute, concurrent_invocations, \
+     fires_per_minute FROM users WHERE namespace = $1";
+pub const SELECT_USER_LIMITS_BY_NAME: &str = "SELECT invocations_per_minute, \
+     concurrent_invocations, fires_per_minute FROM users WHERE name = $1";
+pub const UPDATE_USER_LIMITS: &str = "UPDATE users SET invocations_per_minute = $2, \
+     concurrent_invocations = $3, fires_per_minute = $4 WHERE name = $1";
 pub const DELETE_USER: &str = "DELETE FROM users WHERE name = $1";
 pub const DELETE_NAMESPACE_ACTIONS: &str = "DELETE FROM actions WHERE namespace = $1";
 pub const DELETE_NAMESPACE_PACKAGES: &str = "DELETE FROM packages WHERE namespace = $1";

@@ -48,6 +48,15 @@ pub fn migrator() -> Migrator {
                 false,
             ),
             Migration::new(
+                3,
+                Cow::Borrowed("namespace_limits"),
+                MigrationType::Simple,
+                Cow::Borrowed(include_str!(
+                    "../../migrations/sqlite/0003_namespace_limits.sql"
+                )),
+                false,
+            ),
+            Migration::new(
                 4,
                 Cow::Borrowed("accepted"),
                 MigrationType::Simple,

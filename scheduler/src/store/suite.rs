@@ -17,8 +17,8 @@ use wisp_core::{
 
 use super::entities::{ACTIVE, INACTIVE};
 use super::{
-    ActivationFilter, AlarmRow, Credentials, EntityKey, RuleDoc, RuleRef, Store, StoreError,
-    TriggerDoc,
+    ActivationFilter, AlarmRow, Credentials, EntityKey, LimitsUpdate, NamespaceLimits, RuleDoc,
+    RuleRef, Store, StoreError, TriggerDoc,
 };
 
 fn suffix() -> String {
@@ -77,12 +77,66 @@ pub fn record(namespace: &str, name: &str, start: u64) -> ActivationRecord {
 /// Runs every check against `store`.
 pub async fn store_suite(store: Arc<dyn Store>) {
     users(store.as_ref()).await;
+    limits(store.as_ref()).await;
     actions(store.as_ref()).await;
     packages(store.as_ref()).await;
     activations(store.as_ref()).await;
     triggers_and_rules(store.as_ref()).await;
     alarms(store.as_ref()).await;
     delete_user_cascades(store.as_ref()).await;
+}
+
+/// Namespace limits: unset after create, set key by key, reset to the default, unknown users,
+/// kept across a key change.
+async fn limits(store: &dyn Store) {
+    let name = format!("lim-{}", suffix());
+    assert_eq!(store.user_limits(&name).await.unwrap(), None, "no user yet");
+    let unknown = LimitsUpdate {
+        invocations_per_minute: Some(Some(5)),
+        ..LimitsUpdate::default()
+    };
+    assert_eq!(store.set_user_limits(&name, &unknown).await.unwrap(), None);
+    store.create_user(&name).await.expect("create_user");
+    assert_eq!(
+        store.user_limits(&name).await.unwrap(),
+        Some(NamespaceLimits::default()),
+        "a new user has the defaults"
+    );
+    let set = LimitsUpdate {
+        invocations_per_minute: Some(Some(120)),
+        concurrent_invocations: Some(Some(7)),
+        fires_per_minute: None,
+    };
+    let after = store.set_user_limits(&name, &set).await.unwrap().unwrap();
+    let expected = NamespaceLimits {
+        invocations_per_minute: Some(120),
+        concurrent_invocations: Some(7),
+        fires_per_minute: None,
+    };
+    assert_eq!(after, expected);
+    assert_eq!(store.user_limits(&name).await.unwrap(), Some(expected));
+    // One key at a time: the others stay.
+    let fires = LimitsUpdate {
+        fires_per_minute: Some(Some(u32::MAX)),
+        ..LimitsUpdate::default()
+    };
+    let after = store.set_user_limits(&name, &fires).await.unwrap().unwrap();
+    assert_eq!(after.invocations_per_minute, Some(120));
+    assert_eq!(after.fires_per_minute, Some(u32::MAX));
+    let reset = LimitsUpdate {
+        invocations_per_minute: Some(None),
+        ..LimitsUpdate::default()
+    };
+    let after = store.set_user_limits(&name, &reset).await.unwrap().unwrap();
+    assert_eq!(after.invocations_per_minute, None, "reset to the default");
+    assert_eq!(after.concurrent_invocations, Some(7));
+    assert_eq!(store.user_limits(&name).await.unwrap(), Some(after));
+    // A new key keeps the limits.
+    let creds = Credentials::parse(&format!("{}:{}", uuid::Uuid::new_v4(), suffix())).unwrap();
+    store.set_user_key(&name, &creds).await.unwrap();
+    assert_eq!(store.user_limits(&name).await.unwrap(), Some(after));
+    assert!(store.delete_user(&name).await.unwrap());
+    assert_eq!(store.user_limits(&name).await.unwrap(), None, "deleted");
 }
 
 async fn users(store: &dyn Store) {
