@@ -154,7 +154,11 @@ impl Drop for Waiting<'_> {
         };
         if removed {
             st.waiting -= 1;
-            if st.queues.get(&self.namespace).is_some_and(VecDeque::is_empty) {
+            if st
+                .queues
+                .get(&self.namespace)
+                .is_some_and(VecDeque::is_empty)
+            {
                 st.queues.remove(&self.namespace);
                 st.order.retain(|n| n != &self.namespace);
             }
@@ -457,8 +461,10 @@ mod tests {
             ("b", "b2"),
             ("c", "c1"),
         ];
-        let mut pending: Vec<Option<Pending>> =
-            order.iter().map(|(ns, _)| Some(queue(&b, ns, 100))).collect();
+        let mut pending: Vec<Option<Pending>> = order
+            .iter()
+            .map(|(ns, _)| Some(queue(&b, ns, 100)))
+            .collect();
         let mut held = Vec::new();
         drop(blocker);
         let mut served = Vec::new();
@@ -525,7 +531,10 @@ mod tests {
         let first = b.reserve("a", 1536, far()).await.unwrap();
         let mut pending = vec![Some(queue(&b, "a", 1))];
         let mut held = Vec::new();
-        assert!(admitted(&mut pending, &mut held).is_empty(), "over its share");
+        assert!(
+            admitted(&mut pending, &mut held).is_empty(),
+            "over its share"
+        );
         drop(first);
         assert_eq!(admitted(&mut pending, &mut held), vec![0]);
     }
@@ -552,7 +561,9 @@ mod tests {
         let blocker = b.reserve("x", 100, far()).await.unwrap();
         let deadline = Instant::now() + Duration::from_millis(500);
         let e = b.reserve("a", 50, deadline).await.unwrap_err();
-        assert!(matches!(e, AdmitError::TimedOut { waited } if waited >= Duration::from_millis(500)));
+        assert!(
+            matches!(e, AdmitError::TimedOut { waited } if waited >= Duration::from_millis(500))
+        );
         assert_eq!(b.waiting(), 0);
         assert_eq!(b.reserved_mb(), 100);
         assert_eq!(b.held_by("a"), 0);
@@ -571,7 +582,10 @@ mod tests {
         let mut a_wait = Some(queue(&b, "a", 50));
         let mut pending = vec![Some(queue(&b, "b", 40))];
         let mut held = Vec::new();
-        assert!(admitted(&mut pending, &mut held).is_empty(), "no overtaking");
+        assert!(
+            admitted(&mut pending, &mut held).is_empty(),
+            "no overtaking"
+        );
         // a gives up (its future is dropped): b is admitted.
         a_wait.take();
         assert_eq!(admitted(&mut pending, &mut held), vec![0]);

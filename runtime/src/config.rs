@@ -260,7 +260,10 @@ mod tests {
     fn no_token_is_refused_unless_insecure() {
         let mut args = RuntimeArgs::try_parse_from(["wisp-runtime"]).unwrap();
         args.token = None;
-        assert!(matches!(args.clone().into_config(), Err(ArgsError::NoToken)));
+        assert!(matches!(
+            args.clone().into_config(),
+            Err(ArgsError::NoToken)
+        ));
         args.insecure_no_token = true;
         assert!(args.clone().into_config().unwrap().token.is_none());
         args.insecure_no_token = false;

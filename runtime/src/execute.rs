@@ -3,7 +3,7 @@
 
 use crate::cache::{Code, Prepared};
 use crate::engine::{Host, MemoryLimiter, P2Wasi};
-use crate::guests::{DEMOTE_AFTER_TICKS, DemoteFlag, Demotable, GuestPool};
+use crate::guests::{DEMOTE_AFTER_TICKS, Demotable, DemoteFlag, GuestPool};
 use crate::metrics::Metrics;
 use crate::output::{Output, SharedCapture};
 use serde_json::Value;
@@ -150,7 +150,10 @@ pub async fn execute(
                 let store = &mut guest.store;
                 let call = async {
                     let t0 = Instant::now();
-                    let instance = pre.instantiate_async(&mut *store).await.map_err(|e| (true, e))?;
+                    let instance = pre
+                        .instantiate_async(&mut *store)
+                        .await
+                        .map_err(|e| (true, e))?;
                     metrics
                         .instantiate_seconds
                         .observe(t0.elapsed().as_secs_f64());
@@ -162,12 +165,15 @@ pub async fn execute(
                         .await
                         .map_err(|e| (false, e))
                 };
-                let result = tokio::time::timeout_at(deadline.into(), call).await;
+                let result = call.await;
                 let ended = ended(result, guest.store.data());
                 (ended, guest)
             };
-            let (ended, guest) = Demotable::new(run, demote, pool).await;
-            (ended, Box::new(guest))
+            match Demotable::new(run, deadline.into(), demote, pool).await {
+                Some((ended, guest)) => (ended, Box::new(guest)),
+                // Dropped at the deadline, store first: the guest was blocked in a host call.
+                None => (Ended::Timeout, Box::new(())),
+            }
         }
         Code::Component(_) => {
             let p2 = P2Wasi {
@@ -184,7 +190,10 @@ pub async fn execute(
                 let store = &mut guest.store;
                 let call = async {
                     let t0 = Instant::now();
-                    let command = pre.instantiate_async(&mut *store).await.map_err(|e| (true, e))?;
+                    let command = pre
+                        .instantiate_async(&mut *store)
+                        .await
+                        .map_err(|e| (true, e))?;
                     metrics
                         .instantiate_seconds
                         .observe(t0.elapsed().as_secs_f64());
@@ -197,12 +206,15 @@ pub async fn execute(
                         Err(e) => Err((false, e)),
                     }
                 };
-                let result = tokio::time::timeout_at(deadline.into(), call).await;
+                let result = call.await;
                 let ended = ended(result, guest.store.data());
                 (ended, guest)
             };
-            let (ended, guest) = Demotable::new(run, demote, pool).await;
-            (ended, Box::new(guest))
+            match Demotable::new(run, deadline.into(), demote, pool).await {
+                Some((ended, guest)) => (ended, Box::new(guest)),
+                // Dropped at the deadline, store first: the guest was blocked in a host call.
+                None => (Ended::Timeout, Box::new(())),
+            }
         }
     };
     let duration = started.elapsed();
@@ -219,16 +231,12 @@ pub async fn execute(
     }
 }
 
-fn ended<W>(
-    result: Result<Result<(), Failure>, tokio::time::error::Elapsed>,
-    host: &Host<W>,
-) -> Ended {
+fn ended<W>(result: Result<(), Failure>, host: &Host<W>) -> Ended {
     match result {
-        Err(_elapsed) => Ended::Timeout,
-        Ok(_) if host.timed_out => Ended::Timeout,
-        Ok(_) if host.limiter.hit => Ended::MemoryCap,
-        Ok(Ok(())) => Ended::Returned,
-        Ok(Err((instantiating, e))) => classify_error(instantiating, &e),
+        _ if host.timed_out => Ended::Timeout,
+        _ if host.limiter.hit => Ended::MemoryCap,
+        Ok(()) => Ended::Returned,
+        Err((instantiating, e)) => classify_error(instantiating, &e),
     }
 }
 

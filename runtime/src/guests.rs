@@ -30,6 +30,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use tokio::task::JoinHandle;
+use tokio::time::{Instant, Sleep};
 
 /// Epoch ticks a guest runs where it started before it moves to the pool. 2: a guest that
 /// happens to see a tick in its first microseconds (a tick is 2 ms, `hello` 15 µs) stays.
@@ -99,17 +100,21 @@ impl DemoteFlag {
 }
 
 /// Polls `fut` where it is awaited until its [`DemoteFlag`] is raised, then spawns the rest of
-/// it on the pool and waits for it there. Dropping this aborts the spawned rest (it is dropped
-/// at its next yield, at most a tick later).
+/// it on the pool and waits for it there; either way it is dropped at `deadline` (`None`). The
+/// deadline's timer is made where the future runs (a tokio timer belongs to the runtime that
+/// made it), and only once the future is not ready at its first poll: a `hello` costs none.
+/// Dropping this aborts the spawned rest (dropped at its next yield, at most a tick later).
 pub struct Demotable<F: Future> {
     state: State<F>,
     flag: DemoteFlag,
     pool: Option<tokio::runtime::Handle>,
+    deadline: Instant,
+    sleep: Option<Pin<Box<Sleep>>>,
 }
 
 enum State<F: Future> {
     Inline(Pin<Box<F>>),
-    Spawned(JoinHandle<F::Output>),
+    Spawned(JoinHandle<Option<F::Output>>),
     Done,
 }
 
@@ -118,11 +123,13 @@ where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    pub fn new(fut: F, flag: DemoteFlag, pool: Option<&GuestPool>) -> Self {
+    pub fn new(fut: F, deadline: Instant, flag: DemoteFlag, pool: Option<&GuestPool>) -> Self {
         Demotable {
             state: State::Inline(Box::pin(fut)),
             flag,
             pool: pool.and_then(|p| p.handle().cloned()),
+            deadline,
+            sleep: None,
         }
     }
 }
@@ -132,25 +139,36 @@ where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    type Output = F::Output;
+    type Output = Option<F::Output>;
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<F::Output>> {
         let this = &mut *self;
         loop {
             match &mut this.state {
                 State::Inline(fut) => {
                     if let Poll::Ready(v) = fut.as_mut().poll(cx) {
                         this.state = State::Done;
-                        return Poll::Ready(v);
+                        return Poll::Ready(Some(v));
+                    }
+                    let deadline = this.deadline;
+                    let sleep = this
+                        .sleep
+                        .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+                    if sleep.as_mut().poll(cx).is_ready() {
+                        this.state = State::Done;
+                        return Poll::Ready(None);
                     }
                     let Some(pool) = this.pool.as_ref().filter(|_| this.flag.is_raised()) else {
                         return Poll::Pending;
                     };
-                    let State::Inline(fut) = std::mem::replace(&mut this.state, State::Done)
-                    else {
+                    let State::Inline(fut) = std::mem::replace(&mut this.state, State::Done) else {
                         unreachable!("matched Inline above")
                     };
-                    this.state = State::Spawned(pool.spawn(fut));
+                    this.sleep = None;
+                    this.state =
+                        State::Spawned(pool.spawn(async move {
+                            tokio::time::timeout_at(deadline, fut).await.ok()
+                        }));
                 }
                 State::Spawned(handle) => {
                     return match Pin::new(handle).poll(cx) {
@@ -162,9 +180,12 @@ where
                         Poll::Ready(Err(e)) if e.is_panic() => {
                             std::panic::resume_unwind(e.into_panic())
                         }
-                        // Cancelled: only when the pool shuts down, i.e. the runtime is dropped
-                        // while this activation is awaited.
-                        Poll::Ready(Err(e)) => panic!("a guest task was cancelled: {e}"),
+                        // Cancelled: only when the pool shuts down, i.e. the runtime is being
+                        // dropped; the guest is gone either way.
+                        Poll::Ready(Err(_)) => {
+                            this.state = State::Done;
+                            Poll::Ready(None)
+                        }
                     };
                 }
                 State::Done => panic!("Demotable polled after completion"),

@@ -272,8 +272,8 @@ impl Runtime {
             }
             Err(e) => return Err(e),
         };
-        let deadline = tokio::time::Instant::from_std(arrived)
-            + Duration::from_millis(req.limits.timeout);
+        let deadline =
+            tokio::time::Instant::from_std(arrived) + Duration::from_millis(req.limits.timeout);
         let reservation = match inner
             .memory
             .reserve(&req.namespace, req.limits.memory, deadline)

@@ -204,11 +204,9 @@ async fn delete_code(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     check_token(&runtime, &headers)?;
-    let digest: Digest = digest
-        .parse()
-        .map_err(|e: wisp_core::digest::BadDigest| {
-            ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e.to_string())
-        })?;
+    let digest: Digest = digest.parse().map_err(|e: wisp_core::digest::BadDigest| {
+        ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e.to_string())
+    })?;
     let was_cached = runtime.remove_code(&digest).await;
     tracing::debug!(%digest, was_cached, "code removed from the caches");
     Ok(StatusCode::NO_CONTENT.into_response())

@@ -308,7 +308,9 @@ async fn deleting_code_forgets_it() -> anyhow::Result<()> {
         let resp = s.client.delete(&url).bearer_auth(TOKEN).send().await?;
         assert_eq!(resp.status(), 204);
     }
-    let resp = s.post("/run", &request(&digest, json!({}), Limits::default())).await?;
+    let resp = s
+        .post("/run", &request(&digest, json!({}), Limits::default()))
+        .await?;
     assert_eq!(resp.status(), 409);
     let resp = s
         .client
@@ -402,6 +404,9 @@ async fn health_ready_and_metrics() -> anyhow::Result<()> {
         common::metric(&text, "wisp_memory_budget_bytes"),
         Some((3072u64 << 20) as f64)
     );
-    assert_eq!(common::metric(&text, "wisp_memory_reserved_bytes"), Some(0.0));
+    assert_eq!(
+        common::metric(&text, "wisp_memory_reserved_bytes"),
+        Some(0.0)
+    );
     s.stop().await
 }

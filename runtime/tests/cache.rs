@@ -175,16 +175,21 @@ async fn the_disk_cache_stays_within_its_bound() -> anyhow::Result<()> {
         assert!(dir_bytes(dir.path()) <= bound, "over the bound");
         assert_eq!(rt.disk_cache_usage().0, dir_bytes(dir.path()));
         // The one just compiled is kept.
-        assert!(
-            cwasm_files(dir.path())
-                .iter()
-                .any(|p| p.file_name().unwrap().to_string_lossy().starts_with(digest.as_str())),
-        );
+        assert!(cwasm_files(dir.path()).iter().any(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with(digest.as_str())
+        }),);
     }
     assert!(cwasm_files(dir.path()).len() < names.len());
     // Evicted from disk is not forgotten: every one still runs from memory.
     let r = rt
-        .run(request(&digests[0].1, json!({"name": "kept"}), Limits::default()))
+        .run(request(
+            &digests[0].1,
+            json!({"name": "kept"}),
+            Limits::default(),
+        ))
         .await?;
     assert_status(&r, Status::Success);
     drop(rt);
@@ -237,10 +242,7 @@ async fn deleting_code_shrinks_the_disk_cache() -> anyhow::Result<()> {
     );
     // Gone from memory too: the scheduler must send it again.
     let resp = s
-        .post(
-            "/run",
-            &request(&hello, json!({}), Limits::default()),
-        )
+        .post("/run", &request(&hello, json!({}), Limits::default()))
         .await?;
     assert_eq!(resp.status(), 409);
     s.stop().await

@@ -68,9 +68,16 @@ async fn a_flooding_namespace_never_makes_another_wait_behind_its_queue() -> any
             async move { s.run(&req).await }
         })
         .collect();
-    for (i, r) in futures::future::try_join_all(hellos).await?.iter().enumerate() {
+    for (i, r) in futures::future::try_join_all(hellos)
+        .await?
+        .iter()
+        .enumerate()
+    {
         assert_status(r, Status::Success);
-        assert_eq!(r.response.result, json!({"greeting": format!("Hello, b{i}!")}));
+        assert_eq!(
+            r.response.result,
+            json!({"greeting": format!("Hello, b{i}!")})
+        );
     }
     assert!(
         loops.iter().all(|l| !l.is_finished()),
@@ -89,7 +96,10 @@ async fn a_flooding_namespace_never_makes_another_wait_behind_its_queue() -> any
         if err.contains("while waiting for 128 MB of memory") {
             waited_out += 1;
         } else {
-            assert_eq!(err, "The action exceeded its time limit of 2000 milliseconds.");
+            assert_eq!(
+                err,
+                "The action exceeded its time limit of 2000 milliseconds."
+            );
         }
     }
     assert!(waited_out >= 4, "A's later loops waited for memory");

@@ -56,7 +56,12 @@ async fn four_fills_of_512_mb_on_a_1024_mb_runtime_never_overcommit() -> anyhow:
             let client = client.clone();
             let url = rt.url("/run");
             tokio::spawn(async move {
-                let resp = client.post(url).bearer_auth(TOKEN).json(&req).send().await?;
+                let resp = client
+                    .post(url)
+                    .bearer_auth(TOKEN)
+                    .json(&req)
+                    .send()
+                    .await?;
                 anyhow::ensure!(resp.status() == 200, "run {i}: {}", resp.status());
                 anyhow::Ok(resp.json::<RunResponse>().await?)
             })

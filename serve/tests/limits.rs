@@ -92,7 +92,11 @@ async fn read_response(stream: &mut TcpStream) -> (u16, String) {
         let mut byte = [0u8; 1];
         while !buf.ends_with(b"\r\n\r\n") {
             let n = stream.read(&mut byte).await.expect("read");
-            assert!(n > 0, "closed before a response: {:?}", String::from_utf8_lossy(&buf));
+            assert!(
+                n > 0,
+                "closed before a response: {:?}",
+                String::from_utf8_lossy(&buf)
+            );
             buf.push(byte[0]);
         }
         let head = String::from_utf8_lossy(&buf).to_string();
@@ -114,7 +118,8 @@ async fn read_response(stream: &mut TcpStream) -> (u16, String) {
 }
 
 fn error_body(body: &str) -> ErrorBody {
-    serde_json::from_str(body).unwrap_or_else(|e| panic!("not an {{error, code}} body ({e}): {body:?}"))
+    serde_json::from_str(body)
+        .unwrap_or_else(|e| panic!("not an {{error, code}} body ({e}): {body:?}"))
 }
 
 #[tokio::test]
@@ -125,11 +130,15 @@ async fn half_sent_headers_are_cut_after_the_timeout() {
     })
     .await;
     let mut c = TcpStream::connect(s.addr).await.unwrap();
-    c.write_all(b"GET /hello HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+    c.write_all(b"GET /hello HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
     read_to_close(&mut c).await;
     // The server still serves.
     let mut c = TcpStream::connect(s.addr).await.unwrap();
-    c.write_all(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    c.write_all(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
     assert_eq!(read_response(&mut c).await, (200, "hello".into()));
 }
 
@@ -142,7 +151,9 @@ async fn idle_keep_alive_connections_are_closed() {
     .await;
     let mut c = TcpStream::connect(s.addr).await.unwrap();
     for _ in 0..2 {
-        c.write_all(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+        c.write_all(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
         assert_eq!(read_response(&mut c).await, (200, "hello".into()));
     }
     // Kept alive between requests, closed once idle.
@@ -164,7 +175,9 @@ async fn a_request_in_flight_is_not_idle() {
     })
     .await;
     let mut c = TcpStream::connect(s.addr).await.unwrap();
-    c.write_all(b"GET /hold HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    c.write_all(b"GET /hold HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
     while s.holding.load(Ordering::SeqCst) == 0 {
         tokio::task::yield_now().await;
     }
@@ -209,7 +222,9 @@ async fn the_connection_cap_holds() {
     let mut held = Vec::new();
     for _ in 0..2 {
         let mut c = TcpStream::connect(s.addr).await.unwrap();
-        c.write_all(b"GET /hold HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+        c.write_all(b"GET /hold HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
         held.push(c);
     }
     while s.holding.load(Ordering::SeqCst) < 2 {
@@ -271,7 +286,9 @@ async fn long_uris_and_large_headers_get_json_errors() {
 
     // Within the limits: served.
     let mut c = TcpStream::connect(s.addr).await.unwrap();
-    c.write_all(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    c.write_all(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
     assert_eq!(read_response(&mut c).await, (200, "hello".into()));
 }
 
@@ -279,9 +296,13 @@ async fn long_uris_and_large_headers_get_json_errors() {
 async fn shutdown_finishes_requests_in_flight_then_returns() {
     let s = start(ServeLimits::default()).await;
     let mut busy = TcpStream::connect(s.addr).await.unwrap();
-    busy.write_all(b"GET /hold HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    busy.write_all(b"GET /hold HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
     let mut idle = TcpStream::connect(s.addr).await.unwrap();
-    idle.write_all(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    idle.write_all(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
     assert_eq!(read_response(&mut idle).await, (200, "hello".into()));
     while s.holding.load(Ordering::SeqCst) == 0 {
         tokio::task::yield_now().await;
@@ -297,5 +318,8 @@ async fn shutdown_finishes_requests_in_flight_then_returns() {
         .expect("serve returns")
         .unwrap()
         .unwrap();
-    assert!(TcpStream::connect(s.addr).await.is_err(), "no longer listening");
+    assert!(
+        TcpStream::connect(s.addr).await.is_err(),
+        "no longer listening"
+    );
 }
