@@ -21,7 +21,14 @@ async fn main() -> anyhow::Result<()> {
         .init();
     let args = RuntimeArgs::parse();
     let addr = args.addr();
-    let config = args.into_config()?;
+    let config = match args.into_config() {
+        Ok(config) => config,
+        Err(e) => {
+            // One line, whatever RUST_BACKTRACE says: a configuration mistake, not a crash.
+            eprintln!("wisp-runtime: {e}");
+            std::process::exit(2);
+        }
+    };
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
