@@ -22,7 +22,6 @@ pub fn run_request(digest: &Digest, params: Value) -> RunRequest {
         action: "/guest/default/hello".into(),
         version: "0.0.1".into(),
         digest: digest.clone(),
-        code_url: None,
         code: None,
         limits: Limits::default(),
         params,

@@ -8,7 +8,7 @@
 //!   `concurrency`) with their defaults and allowed ranges.
 //! - [`activation`]: activation ids, the four OpenWhisk statuses, the activation record and the
 //!   log-line format (`ISO-timestamp stdout|stderr: text`).
-//! - [`run`]: the scheduler ↔ runtime protocol (`POST /run`, `POST /prepare`, code fetch by digest).
+//! - [`run`]: the scheduler ↔ runtime protocol (`POST /run`, `POST /prepare`, `DELETE /code/{digest}`; code pushed inline).
 //! - [`entity`]: the documents of the REST API (actions, packages, key/value lists).
 //! - [`names`]: entity-name validation shared by the API and the CLI.
 //! - [`digest`]: the sha256 content digest code blobs are stored and cached under.

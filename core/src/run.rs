@@ -6,13 +6,16 @@
 //! - `POST /prepare` ([`PREPARE_PATH`]) with a [`PrepareRequest`] compiles and caches code ahead
 //!   of the first invoke (the scheduler calls it on action create/update); it answers
 //!   [`PrepareResponse`], or 422 with an [`ErrorBody`] when the module is not a valid action.
-//! - Code a runtime lacks is fetched by `GET {code_url}` (the scheduler serves it under
-//!   [`CODE_PATH_PREFIX`]`{digest}`), or comes inline as base64 in `code`. When neither is given
-//!   and the digest is unknown, `/run` answers 409 with code [`CODE_UNKNOWN`]: send it again with
-//!   the code inline.
+//! - Code reaches a runtime one way: pushed by the scheduler, inline as base64 (`code` of a
+//!   `/prepare`, or of a `/run` resent after a 409). A runtime never dials a URL a request
+//!   names. When the digest is unknown and no code is given, `/run` answers 409 with code
+//!   [`CODE_UNKNOWN`]: send it again with the code inline.
+//! - `DELETE /code/{digest}` ([`CODE_PATH`]) drops a digest from the runtime's memory and disk
+//!   caches (the scheduler calls it when the last action using that code is deleted or
+//!   overwritten); 204 whether or not it was cached.
 //!
-//! Every request carries `Authorization: Bearer <WISP_RUNTIME_TOKEN>`; the same token guards the
-//! scheduler's code endpoint.
+//! Every request carries `Authorization: Bearer <WISP_RUNTIME_TOKEN>` (the scheme matched
+//! case-insensitively, the token compared in constant time).
 
 use crate::{ActivationId, ActivationResponse, Digest, Limits};
 use serde::{Deserialize, Serialize};
@@ -20,8 +23,8 @@ use serde_json::{Map, Value};
 
 pub const RUN_PATH: &str = "/run";
 pub const PREPARE_PATH: &str = "/prepare";
-/// Where the scheduler serves code blobs by digest: `GET /internal/v1/code/{digest}`.
-pub const CODE_PATH_PREFIX: &str = "/internal/v1/code/";
+/// The runtime's route for one cached digest: `DELETE /code/{digest}`.
+pub const CODE_PATH: &str = "/code/{digest}";
 /// `code` of the 409 a runtime answers when it lacks the code and was given no way to get it.
 pub const CODE_UNKNOWN: &str = "code_unknown";
 /// Largest request body (params included) the REST API and `/run` accept: OpenWhisk's 1 MB.
@@ -44,9 +47,6 @@ pub struct RunRequest {
     pub version: String,
     /// sha256 of the code.
     pub digest: Digest,
-    /// Absolute URL to `GET` the code from when the runtime lacks it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub code_url: Option<String>,
     /// The code itself, base64, for when the runtime asked for it (see [`CODE_UNKNOWN`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub code: Option<String>,
@@ -82,8 +82,7 @@ pub struct RunResponse {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PrepareRequest {
     pub digest: Digest,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub code_url: Option<String>,
+    /// The code, base64.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub code: Option<String>,
 }

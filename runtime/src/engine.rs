@@ -119,6 +119,10 @@ pub struct Host<W> {
     pub deadline: Instant,
     /// Set by the epoch callback when it interrupted the guest at the deadline.
     pub timed_out: bool,
+    /// Epoch ticks seen so far.
+    pub ticks: u32,
+    /// Raised to move a long guest to the background pool.
+    pub demote: crate::guests::DemoteFlag,
 }
 
 /// Store data of a core-module (WASI preview 1) activation.

@@ -14,8 +14,6 @@ pub enum RuntimeError {
         #[source]
         source: std::io::Error,
     },
-    #[error("cannot build the HTTP client for code fetches: {0}")]
-    Http(String),
 }
 
 /// Why an activation (or a prepare) did not run. An activation that ran and failed is not an
@@ -28,19 +26,15 @@ pub enum RunError {
     /// The params exceed OpenWhisk's 1 MB payload limit (413).
     #[error("the parameters are {size} bytes, more than the limit of {limit} bytes")]
     PayloadTooLarge { size: usize, limit: usize },
-    /// The runtime lacks the code and was given neither `code` nor `code_url` (409).
+    /// The runtime lacks the code and was not given it in `code` (409).
     #[error("code {0} is unknown to this runtime: send it inline in `code`")]
     CodeUnknown(Digest),
     /// The code is not a runnable action module (422).
     #[error("invalid action module: {0}")]
     InvalidModule(String),
-    /// The code given or fetched does not hash to the digest (400 inline, 502 fetched).
+    /// The code given does not hash to the digest (400).
     #[error("code does not match digest {expected}: its sha256 is {actual}")]
     DigestMismatch { expected: Digest, actual: Digest },
-    /// The code could not be fetched from `code_url` (502 for /prepare; in /run it becomes a
-    /// `whisk internal error` activation).
-    #[error("cannot fetch code from {url}: {reason}")]
-    Fetch { url: String, reason: String },
     /// The engine failed in a way that is not the action's fault (500, or `whisk internal
     /// error` in /run).
     #[error("internal error: {0}")]
@@ -59,7 +53,6 @@ impl RunError {
             RunError::CodeUnknown(_) => wisp_core::run::CODE_UNKNOWN,
             RunError::InvalidModule(_) => "invalid_module",
             RunError::DigestMismatch { .. } => "digest_mismatch",
-            RunError::Fetch { .. } => "code_fetch_failed",
             RunError::Internal(_) => "internal_error",
             RunError::Draining => "draining",
         }

@@ -3,9 +3,11 @@
 
 use crate::cache::{Code, Prepared};
 use crate::engine::{Host, MemoryLimiter, P2Wasi};
+use crate::guests::{DEMOTE_AFTER_TICKS, Demotable, DemoteFlag, GuestPool};
 use crate::metrics::Metrics;
 use crate::output::{Output, SharedCapture};
 use serde_json::Value;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wasmtime::{Store, UpdateDeadline};
 use wasmtime_wasi::p2::pipe::MemoryInputPipe;
@@ -42,8 +44,16 @@ pub struct Outcome {
     /// Epoch ms.
     pub end: u64,
     pub duration: Duration,
-    /// The store, for the caller to drop (recycling its pool slot) once the answer is built.
+    /// The store and what the activation holds (pool slot permit, memory reservation), for
+    /// the caller to drop once the answer is built: the store first (recycling its pool
+    /// slot), then the rest.
     pub store: Box<dyn Send>,
+}
+
+/// A store and what must outlive it; fields drop in order: the store first.
+struct Guest<S> {
+    store: S,
+    _hold: Box<dyn Send>,
 }
 
 /// A fresh store for one activation: memory limiter and epoch deadline callback installed.
@@ -52,6 +62,7 @@ fn new_store<W: Send + 'static>(
     wasi: W,
     limits: &Limits,
     deadline: Instant,
+    demote: DemoteFlag,
 ) -> Store<Host<W>> {
     let host = Host {
         wasi,
@@ -61,6 +72,8 @@ fn new_store<W: Send + 'static>(
         },
         deadline,
         timed_out: false,
+        ticks: 0,
+        demote,
     };
     let mut store = Store::new(engine, host);
     store.limiter(|h| &mut h.limiter);
@@ -71,6 +84,11 @@ fn new_store<W: Send + 'static>(
             h.timed_out = true;
             Ok(UpdateDeadline::Interrupt)
         } else {
+            h.ticks += 1;
+            if h.ticks == DEMOTE_AFTER_TICKS {
+                // A long guest: the rest of it runs in the background pool (see `guests`).
+                h.demote.raise();
+            }
             // Let other activations on this worker thread run, then continue.
             Ok(UpdateDeadline::YieldCustom(
                 1,
@@ -85,12 +103,16 @@ fn new_store<W: Send + 'static>(
 type Failure = (bool, wasmtime::Error);
 
 /// Runs one activation of `prepared`. Never fails: every way the guest can end is an
-/// [`ActivationResponse`].
+/// [`ActivationResponse`]. `hold` (pool-slot permit, memory reservation) is kept until the
+/// store is dropped, wherever the guest ends up running; with a `pool`, a guest that runs past
+/// its first ticks finishes there (see [`guests`](crate::guests)).
 pub async fn execute(
-    prepared: &Prepared,
+    prepared: Arc<Prepared>,
     req: &RunRequest,
     stdin: Vec<u8>,
-    metrics: &Metrics,
+    metrics: &Arc<Metrics>,
+    hold: Box<dyn Send>,
+    pool: Option<&GuestPool>,
 ) -> Outcome {
     let limits = req.limits;
     let timeout = Duration::from_millis(limits.timeout);
@@ -98,6 +120,7 @@ pub async fn execute(
     let start_ms = wisp_core::now_ms();
     let started = Instant::now();
     let deadline = started + timeout;
+    let demote = DemoteFlag::default();
 
     let mut wasi = WasiCtxBuilder::new();
     wasi.stdin(MemoryInputPipe::new(stdin))
@@ -114,53 +137,84 @@ pub async fn execute(
         .env("__OW_API_HOST", &req.api_host)
         .env("__OW_DEADLINE", (start_ms + limits.timeout).to_string());
 
+    let metrics = metrics.clone();
     let (ended, store): (Ended, Box<dyn Send>) = match &prepared.code {
-        Code::Module(pre) => {
-            let mut store = new_store(pre.module().engine(), wasi.build_p1(), &limits, deadline);
-            let run = async {
-                let t0 = Instant::now();
-                let instance = pre
-                    .instantiate_async(&mut store)
-                    .await
-                    .map_err(|e| (true, e))?;
-                metrics
-                    .instantiate_seconds
-                    .observe(t0.elapsed().as_secs_f64());
-                let start = instance
-                    .get_typed_func::<(), ()>(&mut store, "_start")
-                    .map_err(|e| (true, e))?;
-                start
-                    .call_async(&mut store, ())
-                    .await
-                    .map_err(|e| (false, e))
+        Code::Module(_) => {
+            let engine = prepared.engine().clone();
+            let store = new_store(&engine, wasi.build_p1(), &limits, deadline, demote.clone());
+            let mut guest = Guest { store, _hold: hold };
+            let run = async move {
+                let Code::Module(pre) = &prepared.code else {
+                    unreachable!("matched a module above")
+                };
+                let store = &mut guest.store;
+                let call = async {
+                    let t0 = Instant::now();
+                    let instance = pre
+                        .instantiate_async(&mut *store)
+                        .await
+                        .map_err(|e| (true, e))?;
+                    metrics
+                        .instantiate_seconds
+                        .observe(t0.elapsed().as_secs_f64());
+                    let start = instance
+                        .get_typed_func::<(), ()>(&mut *store, "_start")
+                        .map_err(|e| (true, e))?;
+                    start
+                        .call_async(&mut *store, ())
+                        .await
+                        .map_err(|e| (false, e))
+                };
+                let result = call.await;
+                let ended = ended(result, guest.store.data());
+                (ended, guest)
             };
-            let result = tokio::time::timeout_at(deadline.into(), run).await;
-            (ended(result, store.data()), Box::new(store))
+            match Demotable::new(run, deadline.into(), demote, pool).await {
+                Some((ended, guest)) => (ended, Box::new(guest)),
+                // Dropped at the deadline, store first: the guest was blocked in a host call.
+                None => (Ended::Timeout, Box::new(())),
+            }
         }
-        Code::Component(pre) => {
+        Code::Component(_) => {
             let p2 = P2Wasi {
                 ctx: wasi.build(),
                 table: ResourceTable::new(),
             };
-            let mut store = new_store(pre.engine(), p2, &limits, deadline);
-            let run = async {
-                let t0 = Instant::now();
-                let command = pre
-                    .instantiate_async(&mut store)
-                    .await
-                    .map_err(|e| (true, e))?;
-                metrics
-                    .instantiate_seconds
-                    .observe(t0.elapsed().as_secs_f64());
-                match command.wasi_cli_run().call_run(&mut store).await {
-                    Ok(Ok(())) => Ok(()),
-                    // `run` returning `err` is the component's `exit(1)`.
-                    Ok(Err(())) => Err((false, wasmtime::Error::new(wasmtime_wasi::I32Exit(1)))),
-                    Err(e) => Err((false, e)),
-                }
+            let engine = prepared.engine().clone();
+            let store = new_store(&engine, p2, &limits, deadline, demote.clone());
+            let mut guest = Guest { store, _hold: hold };
+            let run = async move {
+                let Code::Component(pre) = &prepared.code else {
+                    unreachable!("matched a component above")
+                };
+                let store = &mut guest.store;
+                let call = async {
+                    let t0 = Instant::now();
+                    let command = pre
+                        .instantiate_async(&mut *store)
+                        .await
+                        .map_err(|e| (true, e))?;
+                    metrics
+                        .instantiate_seconds
+                        .observe(t0.elapsed().as_secs_f64());
+                    match command.wasi_cli_run().call_run(&mut *store).await {
+                        Ok(Ok(())) => Ok(()),
+                        // `run` returning `err` is the component's `exit(1)`.
+                        Ok(Err(())) => {
+                            Err((false, wasmtime::Error::new(wasmtime_wasi::I32Exit(1))))
+                        }
+                        Err(e) => Err((false, e)),
+                    }
+                };
+                let result = call.await;
+                let ended = ended(result, guest.store.data());
+                (ended, guest)
             };
-            let result = tokio::time::timeout_at(deadline.into(), run).await;
-            (ended(result, store.data()), Box::new(store))
+            match Demotable::new(run, deadline.into(), demote, pool).await {
+                Some((ended, guest)) => (ended, Box::new(guest)),
+                // Dropped at the deadline, store first: the guest was blocked in a host call.
+                None => (Ended::Timeout, Box::new(())),
+            }
         }
     };
     let duration = started.elapsed();
@@ -177,16 +231,12 @@ pub async fn execute(
     }
 }
 
-fn ended<W>(
-    result: Result<Result<(), Failure>, tokio::time::error::Elapsed>,
-    host: &Host<W>,
-) -> Ended {
+fn ended<W>(result: Result<(), Failure>, host: &Host<W>) -> Ended {
     match result {
-        Err(_elapsed) => Ended::Timeout,
-        Ok(_) if host.timed_out => Ended::Timeout,
-        Ok(_) if host.limiter.hit => Ended::MemoryCap,
-        Ok(Ok(())) => Ended::Returned,
-        Ok(Err((instantiating, e))) => classify_error(instantiating, &e),
+        _ if host.timed_out => Ended::Timeout,
+        _ if host.limiter.hit => Ended::MemoryCap,
+        Ok(()) => Ended::Returned,
+        Err((instantiating, e)) => classify_error(instantiating, &e),
     }
 }
 

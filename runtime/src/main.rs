@@ -20,13 +20,21 @@ async fn main() -> anyhow::Result<()> {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
         .init();
     let args = RuntimeArgs::parse();
-    let addr = std::net::SocketAddr::from(([0, 0, 0, 0], args.port));
+    let addr = args.addr();
+    let config = match args.into_config() {
+        Ok(config) => config,
+        Err(e) => {
+            // One line, whatever RUST_BACKTRACE says: a configuration mistake, not a crash.
+            eprintln!("wisp-runtime: {e}");
+            std::process::exit(2);
+        }
+    };
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
     let shutdown = CancellationToken::new();
     tokio::spawn(stop_on_signal(shutdown.clone()));
-    wisp_runtime::serve(args.into_config(), listener, shutdown).await
+    wisp_runtime::serve(config, listener, shutdown).await
 }
 
 async fn stop_on_signal(shutdown: CancellationToken) {

@@ -10,7 +10,13 @@
 //! | `wisp_compile_seconds` | histogram | time to compile a module |
 //! | `wisp_disk_load_seconds` | histogram | time to load a serialized module |
 //! | `wisp_instantiate_seconds` | histogram | time to instantiate from the prepared `InstancePre` |
-//! | `wisp_activations_in_flight` | gauge | activations running now |
+//! | `wisp_activations_in_flight` | gauge | activations being served now: loading code, waiting for memory or running |
+//! | `wisp_activations_waiting` | gauge | activations waiting for memory (the budget or their namespace's share is spent) |
+//! | `wisp_memory_budget_bytes` | gauge | the memory budget (`--user-memory`), bytes |
+//! | `wisp_memory_reserved_bytes` | gauge | memory reserved by admitted activations (their `limits.memory`), bytes |
+//! | `wisp_memory_wait_timeouts_total` | counter | activations that reached their time limit while waiting for memory |
+//! | `wisp_disk_cache_bytes` | gauge | bytes of compiled code in the disk cache |
+//! | `wisp_disk_cache_evictions_total` | counter | disk-cache files deleted to stay within `--cache-max-mb` |
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -38,6 +44,12 @@ pub struct Metrics {
     pub disk_load_seconds: Histogram,
     pub instantiate_seconds: Histogram,
     pub in_flight: Gauge,
+    pub waiting: Gauge,
+    pub memory_budget_bytes: Gauge,
+    pub memory_reserved_bytes: Gauge,
+    pub memory_wait_timeouts: Counter,
+    pub disk_cache_bytes: Gauge,
+    pub disk_evictions: Counter,
 }
 
 impl Metrics {
@@ -93,6 +105,42 @@ impl Metrics {
             "Activations running now",
             in_flight.clone(),
         );
+        let waiting = Gauge::default();
+        registry.register(
+            "wisp_activations_waiting",
+            "Activations waiting for memory",
+            waiting.clone(),
+        );
+        let memory_budget_bytes = Gauge::default();
+        registry.register(
+            "wisp_memory_budget_bytes",
+            "The memory budget (--user-memory), bytes",
+            memory_budget_bytes.clone(),
+        );
+        let memory_reserved_bytes = Gauge::default();
+        registry.register(
+            "wisp_memory_reserved_bytes",
+            "Memory reserved by admitted activations, bytes",
+            memory_reserved_bytes.clone(),
+        );
+        let memory_wait_timeouts = Counter::default();
+        registry.register(
+            "wisp_memory_wait_timeouts",
+            "Activations that reached their time limit while waiting for memory",
+            memory_wait_timeouts.clone(),
+        );
+        let disk_cache_bytes = Gauge::default();
+        registry.register(
+            "wisp_disk_cache_bytes",
+            "Bytes of compiled code in the disk cache",
+            disk_cache_bytes.clone(),
+        );
+        let disk_evictions = Counter::default();
+        registry.register(
+            "wisp_disk_cache_evictions",
+            "Disk-cache files deleted to stay within the bound",
+            disk_evictions.clone(),
+        );
         // Every status is present from the start, at 0, so dashboards see the series.
         for s in Status::ALL {
             let _ = activations.get_or_create(&StatusLabel { status: s.label() });
@@ -108,6 +156,12 @@ impl Metrics {
             disk_load_seconds,
             instantiate_seconds,
             in_flight,
+            waiting,
+            memory_budget_bytes,
+            memory_reserved_bytes,
+            memory_wait_timeouts,
+            disk_cache_bytes,
+            disk_evictions,
         }
     }
 

@@ -1,10 +1,12 @@
 //! [`Runtime`]: the invoker, as a library.
 
+use crate::admission::{AdmitError, BudgetGauges, MemoryBudget};
 use crate::cache::{CacheParams, CodeCache, CodeSource, LoadKind};
 use crate::config::RuntimeConfig;
 use crate::engine::{EpochTicker, build_engine, build_linkers, engine_tag};
 use crate::error::{RunError, RuntimeError};
 use crate::execute::execute;
+use crate::guests::GuestPool;
 use crate::metrics::Metrics;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -28,6 +30,10 @@ struct Inner {
     cache: CodeCache,
     /// One permit per pool slot: instantiation waits for a free slot instead of failing.
     slots: Arc<Semaphore>,
+    /// `user_memory_mb`, reserved by each activation before it is instantiated.
+    memory: Arc<MemoryBudget>,
+    /// Where guests that run past their first ticks finish (`None`: where they started).
+    guests: Option<GuestPool>,
     metrics: Arc<Metrics>,
     draining: AtomicBool,
     in_flight: AtomicU64,
@@ -69,33 +75,45 @@ impl Runtime {
     pub fn new(config: RuntimeConfig) -> Result<Runtime, RuntimeError> {
         let engine = build_engine(&config)?;
         let linkers = build_linkers(&engine)?;
-        if let Some(dir) = &config.cache_dir {
-            std::fs::create_dir_all(dir).map_err(|source| RuntimeError::CacheDir {
-                path: dir.clone(),
-                source,
-            })?;
-        }
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(60))
-            .build()
-            .map_err(|e| RuntimeError::Http(e.to_string()))?;
         let metrics = Arc::new(Metrics::new());
         let cache = CodeCache::new(CacheParams {
             engine: engine.clone(),
             linkers,
             capacity_bytes: config.code_cache_bytes,
             dir: config.cache_dir.clone(),
+            disk_max_bytes: config.cache_max_bytes,
             tag: engine_tag(&engine),
-            http,
-            token: config.token.clone(),
             max_code_bytes: config.max_code_bytes,
             metrics: metrics.clone(),
-        });
+        })
+        .map_err(|source| RuntimeError::CacheDir {
+            path: config.cache_dir.clone().unwrap_or_default(),
+            source,
+        })?;
+        metrics
+            .memory_budget_bytes
+            .set(i64::try_from(config.user_memory_mb << 20).unwrap_or(i64::MAX));
+        let memory = Arc::new(MemoryBudget::new(
+            config.user_memory_mb,
+            config.max_namespace_share,
+            BudgetGauges {
+                reserved_bytes: metrics.memory_reserved_bytes.clone(),
+                waiting: metrics.waiting.clone(),
+            },
+        ));
+        let guests = match config.guest_threads {
+            0 => None,
+            n => Some(GuestPool::new(n, config.guest_nice).map_err(|e| {
+                RuntimeError::Engine(format!("cannot start the guest thread pool: {e}"))
+            })?),
+        };
         let ticker = EpochTicker::start(engine.clone(), config.epoch_tick)
             .map_err(|e| RuntimeError::Engine(format!("cannot start the epoch ticker: {e}")))?;
         Ok(Runtime {
             inner: Arc::new(Inner {
                 slots: Arc::new(Semaphore::new(config.pool_slots.max(1) as usize)),
+                memory,
+                guests,
                 config,
                 engine,
                 cache,
@@ -116,9 +134,35 @@ impl Runtime {
         &self.inner.engine
     }
 
-    /// Activations running now.
+    /// Activations being served now (loading code, waiting for memory or running).
     pub fn in_flight(&self) -> u64 {
         self.inner.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// MB of the memory budget reserved by admitted activations now.
+    pub fn reserved_memory_mb(&self) -> u64 {
+        self.inner.memory.reserved_mb()
+    }
+
+    /// Activations waiting for memory now.
+    pub fn waiting(&self) -> usize {
+        self.inner.memory.waiting()
+    }
+
+    /// MB of the budget `namespace` holds now.
+    pub fn reserved_memory_mb_of(&self, namespace: &str) -> u64 {
+        self.inner.memory.held_by(namespace)
+    }
+
+    /// Drops `digest` from the memory and disk caches (activations running it finish). Returns
+    /// whether it was cached.
+    pub async fn remove_code(&self, digest: &Digest) -> bool {
+        self.inner.cache.remove(digest).await
+    }
+
+    /// Bytes of compiled code in the disk cache, and the number of files.
+    pub fn disk_cache_usage(&self) -> (u64, usize) {
+        self.inner.cache.disk_usage()
     }
 
     /// Stops accepting activations (`/run` answers 503, `/ready` 503); running ones finish.
@@ -160,11 +204,11 @@ impl Runtime {
         self.prepare_from(digest, source).await
     }
 
-    /// [`Runtime::prepare`] for a `/prepare` request (code inline as base64, or at a URL).
+    /// [`Runtime::prepare`] for a `/prepare` request (code inline as base64; without code it
+    /// only checks that the digest is cached, else 409).
     pub async fn prepare_request(&self, req: &PrepareRequest) -> Result<PrepareResponse, RunError> {
         let source = CodeSource {
             inline: req.code.as_deref(),
-            url: req.code_url.as_deref(),
             ..CodeSource::default()
         };
         self.prepare_from(&req.digest, source).await
@@ -182,9 +226,14 @@ impl Runtime {
         })
     }
 
-    /// Runs one activation. `Ok` whatever the activation's status (a trap, a timeout or a code
-    /// fetch failure is a [`RunResponse`]); `Err` when it could not be attempted (bad request,
-    /// code unknown, invalid module, draining).
+    /// Runs one activation. `Ok` whatever the activation's status (a trap, a timeout, a time
+    /// limit reached while waiting for memory is a [`RunResponse`]); `Err` when it could not be
+    /// attempted (bad request, code unknown, invalid module, draining).
+    ///
+    /// Memory: the activation reserves `limits.memory` MB of the budget after its code is
+    /// found and before it is instantiated, waiting at most its own timeout (see
+    /// [`admission`](crate::admission)); it returns it once its store is dropped, on every
+    /// path (the reservation is a guard).
     pub async fn run(&self, req: RunRequest) -> Result<RunResponse, RunError> {
         let arrived = Instant::now();
         let inner = &*self.inner;
@@ -203,18 +252,47 @@ impl Runtime {
             });
         }
         let _in_flight = InFlight::new(inner);
+        let budget_mb = inner.memory.budget_mb();
+        if req.limits.memory > budget_mb {
+            let e = AdmitError::TooLarge {
+                memory_mb: req.limits.memory,
+                budget_mb,
+            };
+            return Ok(self.refused(&req, Status::InternalError, e.to_string(), arrived));
+        }
         let source = CodeSource {
             inline: req.code.as_deref(),
-            url: req.code_url.as_deref(),
             ..CodeSource::default()
         };
         let (prepared, kind, init) = match inner.cache.load(&req.digest, source).await {
             Ok(found) => found,
-            Err(e @ (RunError::Fetch { .. } | RunError::Internal(_))) => {
+            Err(e @ RunError::Internal(_)) => {
                 tracing::warn!(activation = %req.activation_id, error = %e, "cannot load code");
-                return Ok(self.internal_error(&req, &e, arrived));
+                return Ok(self.refused(&req, Status::InternalError, e.to_string(), arrived));
             }
             Err(e) => return Err(e),
+        };
+        let deadline =
+            tokio::time::Instant::from_std(arrived) + Duration::from_millis(req.limits.timeout);
+        let reservation = match inner
+            .memory
+            .reserve(&req.namespace, req.limits.memory, deadline)
+            .await
+        {
+            Ok(r) => r,
+            Err(e @ AdmitError::TooLarge { .. }) => {
+                return Ok(self.refused(&req, Status::InternalError, e.to_string(), arrived));
+            }
+            Err(AdmitError::TimedOut { .. }) => {
+                // The action's fault for asking, not the runtime's: a busy runtime is healthy.
+                inner.metrics.memory_wait_timeouts.inc();
+                let msg = format!(
+                    "The action exceeded its time limit of {} milliseconds while waiting for {} MB \
+                     of memory on the runtime (its budget is {} MB).",
+                    req.limits.timeout, req.limits.memory, budget_mb
+                );
+                return Ok(self.refused(&req, Status::DeveloperError, msg, arrived));
+            }
         };
         let permits = prepared.slots().min(inner.config.pool_slots.max(1));
         let permit = inner
@@ -229,14 +307,22 @@ impl Runtime {
             init.as_micros() as u64
         };
         let wait_us = (arrived.elapsed().saturating_sub(init)).as_micros() as u64;
-        let outcome = execute(&prepared, &req, stdin, &inner.metrics).await;
+        let hold: Box<dyn Send> = Box::new((permit, reservation));
+        let outcome = execute(
+            prepared,
+            &req,
+            stdin,
+            &inner.metrics,
+            hold,
+            inner.guests.as_ref(),
+        )
+        .await;
         inner.metrics.count_activation(outcome.response.status);
-        // The answer is built: recycle the pool slot now. With PAGEMAP_SCAN the reset touches
-        // only the pages the guest dirtied (a few µs for `hello`); handing the store to a
-        // spawned task instead measured slower (14 µs vs 21 µs per `hello` in the `prewarmed`
-        // bench), as it wakes a parked worker thread.
+        // The answer is built: recycle the pool slot now, then return the permit and the
+        // memory. With PAGEMAP_SCAN the reset touches only the pages the guest dirtied (a few
+        // µs for `hello`); handing the store to a spawned task instead measured slower (14 µs
+        // vs 21 µs per `hello` in the `prewarmed` bench), as it wakes a parked worker thread.
         drop(outcome.store);
-        drop(permit);
         Ok(RunResponse {
             activation_id: req.activation_id,
             response: outcome.response,
@@ -249,12 +335,19 @@ impl Runtime {
         })
     }
 
-    fn internal_error(&self, req: &RunRequest, e: &RunError, arrived: Instant) -> RunResponse {
-        self.inner.metrics.count_activation(Status::InternalError);
+    /// The answer for an activation that was never started.
+    fn refused(
+        &self,
+        req: &RunRequest,
+        status: Status,
+        message: String,
+        arrived: Instant,
+    ) -> RunResponse {
+        self.inner.metrics.count_activation(status);
         let now = wisp_core::now_ms();
         RunResponse {
             activation_id: req.activation_id.clone(),
-            response: ActivationResponse::error(Status::InternalError, e.to_string()),
+            response: ActivationResponse::error(status, message),
             logs: Vec::new(),
             start: now,
             end: now,

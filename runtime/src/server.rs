@@ -1,27 +1,29 @@
-//! The HTTP face of a [`Runtime`]: `POST /run`, `POST /prepare`, `GET /health`, `/ready`,
-//! `/metrics`.
+//! The HTTP face of a [`Runtime`]: `POST /run`, `POST /prepare`, `DELETE /code/{digest}`,
+//! `GET /health`, `/ready`, `/metrics`.
 
 use crate::config::RuntimeConfig;
 use crate::error::RunError;
 use crate::runtime::Runtime;
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{Request, State};
+use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use serde::de::DeserializeOwned;
 use serde_json::json;
+use sha2::Digest as _;
 use subtle::ConstantTimeEq;
 use tokio_util::sync::CancellationToken;
-use wisp_core::RunRequest;
-use wisp_core::run::{ErrorBody, PREPARE_PATH, PrepareRequest, RUN_PATH};
+use wisp_core::run::{CODE_PATH, ErrorBody, PREPARE_PATH, PrepareRequest, RUN_PATH};
+use wisp_core::{Digest, RunRequest};
 
 /// The router of `runtime`, without a socket (tests can drive it with `tower::ServiceExt`).
 pub fn app(runtime: Runtime) -> Router {
     Router::new()
         .route(RUN_PATH, post(run))
         .route(PREPARE_PATH, post(prepare))
+        .route(CODE_PATH, delete(delete_code))
         .route("/health", get(health))
         .route("/ready", get(ready))
         .route("/metrics", get(metrics))
@@ -39,7 +41,8 @@ pub async fn serve(
     serve_runtime(runtime, listener, shutdown).await
 }
 
-/// [`serve`] for a `Runtime` the caller already built (and may keep a clone of).
+/// [`serve`] for a `Runtime` the caller already built (and may keep a clone of). HTTP limits
+/// and timeouts are `config.http` ([`wisp_serve`]).
 pub async fn serve_runtime(
     runtime: Runtime,
     listener: tokio::net::TcpListener,
@@ -50,14 +53,22 @@ pub async fn serve_runtime(
     }
     let addr = listener.local_addr()?;
     tracing::info!(%addr, user_memory_mb = runtime.config().user_memory_mb, "wisp-runtime listening");
+    // Draining starts with the shutdown: /run answers 503 while the server finishes what is in
+    // flight.
     let draining = runtime.clone();
-    axum::serve(listener, app(runtime.clone()))
-        .with_graceful_shutdown(async move {
-            shutdown.cancelled().await;
-            tracing::info!("draining: finishing in-flight activations");
-            draining.drain();
-        })
-        .await?;
+    let drain_on = shutdown.clone();
+    let drainer = tokio::spawn(async move {
+        drain_on.cancelled().await;
+        tracing::info!("draining: finishing in-flight activations");
+        draining.drain();
+    });
+    let limits = runtime.config().http.clone();
+    let served = wisp_serve::serve(listener, app(runtime.clone()), limits, shutdown.clone()).await;
+    drainer.abort();
+    if shutdown.is_cancelled() {
+        runtime.drain();
+    }
+    served?;
     tracing::info!(%addr, "wisp-runtime stopped");
     Ok(())
 }
@@ -78,7 +89,6 @@ impl From<RunError> for ApiError {
             RunError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             RunError::CodeUnknown(_) => StatusCode::CONFLICT,
             RunError::InvalidModule(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            RunError::Fetch { .. } => StatusCode::BAD_GATEWAY,
             RunError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             RunError::Draining => StatusCode::SERVICE_UNAVAILABLE,
         };
@@ -102,7 +112,9 @@ fn check_token(runtime: &Runtime, headers: &HeaderMap) -> Result<(), ApiError> {
         .and_then(|v| v.split_once(' '))
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         .map_or("", |(_, token)| token.trim());
-    if bool::from(given.as_bytes().ct_eq(expected.as_bytes())) {
+    // Hashed first so that the comparison's time depends on neither token's length or content.
+    let hash = |t: &str| sha2::Sha256::digest(t.as_bytes());
+    if bool::from(hash(given).as_slice().ct_eq(hash(expected).as_slice())) {
         Ok(())
     } else {
         Err(ApiError::new(
@@ -141,21 +153,6 @@ async fn read_json<T: DeserializeOwned>(runtime: &Runtime, body: Body) -> Result
     })
 }
 
-/// A `code_url`, when given, must be an absolute http(s) URL. Anything else is the caller's
-/// mistake (400), not a failed fetch: that would answer 502 on `/prepare` and, on `/run`, a
-/// `whisk internal error` activation, which counts against this runtime's health.
-fn check_code_url(url: Option<&str>) -> Result<(), ApiError> {
-    let Some(url) = url else { return Ok(()) };
-    match reqwest::Url::parse(url) {
-        Ok(u) if matches!(u.scheme(), "http" | "https") && u.has_host() => Ok(()),
-        _ => Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "bad_request",
-            format!("`code_url` {url:?} is not an absolute http(s) URL"),
-        )),
-    }
-}
-
 /// The identity strings become the guest's `__OW_*` environment variables, which cannot hold a
 /// NUL byte (the guest would see them cut short): such a request is malformed (400).
 fn check_env_values(req: &RunRequest) -> Result<(), ApiError> {
@@ -187,7 +184,6 @@ async fn run(State(runtime): State<Runtime>, req: Request) -> Result<Response, A
         return Err(RunError::Draining.into());
     }
     let run_req: RunRequest = read_json(&runtime, body).await?;
-    check_code_url(run_req.code_url.as_deref())?;
     check_env_values(&run_req)?;
     let resp = runtime.run(run_req).await?;
     Ok(axum::Json(resp).into_response())
@@ -197,16 +193,34 @@ async fn prepare(State(runtime): State<Runtime>, req: Request) -> Result<Respons
     let (parts, body) = req.into_parts();
     check_token(&runtime, &parts.headers)?;
     let prep: PrepareRequest = read_json(&runtime, body).await?;
-    check_code_url(prep.code_url.as_deref())?;
     let resp = runtime.prepare_request(&prep).await?;
     Ok(axum::Json(resp).into_response())
 }
 
+/// `DELETE /code/{digest}`: 204 whether or not the digest was cached (idempotent).
+async fn delete_code(
+    State(runtime): State<Runtime>,
+    Path(digest): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    check_token(&runtime, &headers)?;
+    let digest: Digest = digest.parse().map_err(|e: wisp_core::digest::BadDigest| {
+        ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e.to_string())
+    })?;
+    let was_cached = runtime.remove_code(&digest).await;
+    tracing::debug!(%digest, was_cached, "code removed from the caches");
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// `userMemory` (the budget) and `reservedMemory` in MB; `inFlight` activations being served;
+/// `waiting` of them waiting for memory.
 async fn health(State(runtime): State<Runtime>) -> Response {
     axum::Json(json!({
         "status": "ok",
         "userMemory": runtime.config().user_memory_mb,
+        "reservedMemory": runtime.reserved_memory_mb(),
         "inFlight": runtime.in_flight(),
+        "waiting": runtime.waiting(),
     }))
     .into_response()
 }

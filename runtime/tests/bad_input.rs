@@ -3,8 +3,6 @@
 
 mod common;
 
-use axum::extract::Path;
-use axum::http::{HeaderMap, StatusCode};
 use common::{Server, TOKEN, assert_status, b64, function, request, start};
 use serde_json::{Value, json};
 use wisp_core::run::ErrorBody;
@@ -259,86 +257,96 @@ async fn unknown_code_is_409_until_sent_inline() -> anyhow::Result<()> {
     s.stop().await
 }
 
-/// A stand-in for the scheduler's code endpoint: serves `functions/` by digest, behind the
-/// same bearer token.
-async fn code_server(blobs: Vec<Vec<u8>>) -> anyhow::Result<std::net::SocketAddr> {
-    let blobs: std::collections::HashMap<String, Vec<u8>> = blobs
-        .into_iter()
-        .map(|b| (Digest::of(&b).to_string(), b))
-        .collect();
-    let blobs = std::sync::Arc::new(blobs);
-    let app = axum::Router::new().route(
-        "/internal/v1/code/{digest}",
-        axum::routing::get(move |Path(digest): Path<String>, headers: HeaderMap| {
-            let blobs = blobs.clone();
-            async move {
-                let auth = headers.get("authorization").and_then(|v| v.to_str().ok());
-                if auth != Some(&format!("Bearer {TOKEN}")) {
-                    return Err(StatusCode::UNAUTHORIZED);
-                }
-                blobs.get(&digest).cloned().ok_or(StatusCode::NOT_FOUND)
-            }
-        }),
+/// A runtime never dials a URL a request names: a `code_url` (the field older schedulers sent)
+/// is ignored, the unknown digest is a 409 asking for the code inline, and the listener at that
+/// URL never sees a connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_code_url_in_a_request_is_never_dialed() -> anyhow::Result<()> {
+    let s = start().await?;
+    let trap = std::net::TcpListener::bind("127.0.0.1:0")?;
+    trap.set_nonblocking(true)?;
+    let url = format!("http://{}/internal/v1/code/", trap.local_addr()?);
+    let (hello, digest) = function("hello").await;
+
+    let mut req = serde_json::to_value(request(&digest, json!({}), Limits::default()))?;
+    req["code_url"] = json!(format!("{url}{digest}"));
+    let resp = s.post("/run", &req).await?;
+    assert_eq!(resp.status(), 409);
+    assert_error(&resp.json().await?, "code_unknown", "unknown");
+    let prep = json!({"digest": digest, "code_url": format!("{url}{digest}")});
+    let resp = s.post("/prepare", &prep).await?;
+    assert_eq!(resp.status(), 409);
+    assert_error(&resp.json().await?, "code_unknown", "unknown");
+    // Both answers are in: had the runtime dialed, the connection would be queued by now.
+    assert!(
+        matches!(trap.accept(), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+        "the runtime connected to the URL a request named"
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    Ok(addr)
+
+    // The code inline is the way in.
+    let mut req = request(&digest, json!({"name": "inline"}), Limits::default());
+    req.code = Some(b64(&hello));
+    let r = s.run(&req).await?;
+    assert_status(&r, Status::Success);
+    still_serves(&s).await?;
+    s.stop().await
 }
 
+/// `DELETE /code/{digest}` drops a digest from the caches: the next run is a 409 again. It
+/// needs the token, refuses a malformed digest and is idempotent.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn code_is_fetched_from_code_url_and_fetch_failures_are_internal_errors() -> anyhow::Result<()>
-{
+async fn deleting_code_forgets_it() -> anyhow::Result<()> {
     let s = start().await?;
-    let (hello, hello_digest) = function("hello").await;
-    let code_addr = code_server(vec![hello]).await?;
-    let url = |d: &Digest| format!("http://{code_addr}{}{d}", wisp_core::run::CODE_PATH_PREFIX);
-
-    // Several first invokes at once fetch and compile once.
-    let mut req = request(&hello_digest, json!({"name": "fetched"}), Limits::default());
-    req.code_url = Some(url(&hello_digest));
-    let runs: Vec<_> = (0..8).map(|_| s.run(&req)).collect();
-    for r in futures::future::try_join_all(runs).await? {
-        assert_status(&r, Status::Success);
-        assert_eq!(r.response.result, json!({"greeting": "Hello, fetched!"}));
+    let digest = s.deploy("echo").await?;
+    let r = s.invoke(&digest, json!({"k": 1})).await?;
+    assert_status(&r, Status::Success);
+    let url = s.url(&format!("/code/{digest}"));
+    let resp = s.client.delete(&url).send().await?;
+    assert_eq!(resp.status(), 401);
+    assert_error(&resp.json().await?, "unauthorized", "token");
+    for _ in 0..2 {
+        let resp = s.client.delete(&url).bearer_auth(TOKEN).send().await?;
+        assert_eq!(resp.status(), 204);
     }
-    assert_eq!(s.runtime.cache_stats().compiles, 1);
-
-    // A digest the code server does not have: the activation is a whisk internal error.
-    let (_, echo_digest) = function("echo").await;
-    let mut req = request(&echo_digest, json!({}), Limits::default());
-    req.code_url = Some(url(&echo_digest));
-    let r = s.run(&req).await?;
-    assert_status(&r, Status::InternalError);
-    let err = r.response.result["error"].as_str().unwrap();
-    assert!(
-        err.contains("404") && err.contains("cannot fetch code"),
-        "{err}"
-    );
-    // Unreachable code server: same.
-    req.code_url = Some(format!("http://127.0.0.1:9/{echo_digest}"));
-    assert_status(&s.run(&req).await?, Status::InternalError);
-    // Served bytes that do not match the digest: same.
-    req.code_url = Some(url(&hello_digest));
-    let r = s.run(&req).await?;
-    assert_status(&r, Status::InternalError);
-    assert!(
-        r.response.result["error"]
-            .as_str()
-            .unwrap()
-            .contains("does not match")
-    );
-
-    let text = s.metrics().await?;
-    assert_eq!(
-        common::metric(&text, r#"wisp_activations_total{status="internal_error"}"#),
-        Some(3.0)
-    );
-    assert_eq!(
-        common::metric(&text, r#"wisp_activations_total{status="success"}"#),
-        Some(8.0)
-    );
+    let resp = s
+        .post("/run", &request(&digest, json!({}), Limits::default()))
+        .await?;
+    assert_eq!(resp.status(), 409);
+    let resp = s
+        .client
+        .delete(s.url("/code/not-a-digest"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await?;
+    assert_eq!(resp.status(), 400);
+    assert_error(&resp.json().await?, "bad_request", "digest");
     still_serves(&s).await?;
+    s.stop().await
+}
+
+/// The `Bearer` scheme is matched case-insensitively; a wrong token of any length is a 401.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bearer_scheme_is_case_insensitive() -> anyhow::Result<()> {
+    let s = start().await?;
+    let digest = s.deploy("hello").await?;
+    let body = serde_json::to_vec(&request(&digest, json!({}), Limits::default()))?;
+    for (auth, want) in [
+        (format!("bearer {TOKEN}"), 200),
+        (format!("BEARER {TOKEN}"), 200),
+        (format!("Bearer {TOKEN}x"), 401),
+        ("Bearer x".to_string(), 401),
+        (format!("Basic {TOKEN}"), 401),
+    ] {
+        let resp = s
+            .client
+            .post(s.url("/run"))
+            .header("authorization", &auth)
+            .header("content-type", "application/json")
+            .body(body.clone())
+            .send()
+            .await?;
+        assert_eq!(resp.status(), want, "{auth}");
+    }
     s.stop().await
 }
 
@@ -352,7 +360,7 @@ async fn health_ready_and_metrics() -> anyhow::Result<()> {
     let health: Value = s.client.get(s.url("/health")).send().await?.json().await?;
     assert_eq!(
         health,
-        json!({"status": "ok", "userMemory": 3072, "inFlight": 0})
+        json!({"status": "ok", "userMemory": 3072, "reservedMemory": 0, "inFlight": 0, "waiting": 0})
     );
     assert_eq!(s.client.get(s.url("/ready")).send().await?.status(), 200);
     still_serves(&s).await?;
@@ -369,6 +377,12 @@ async fn health_ready_and_metrics() -> anyhow::Result<()> {
         "wisp_code_compiles_total",
         "wisp_code_disk_loads_total",
         "wisp_activations_in_flight",
+        "wisp_activations_waiting",
+        "wisp_memory_budget_bytes",
+        "wisp_memory_reserved_bytes",
+        "wisp_memory_wait_timeouts_total",
+        "wisp_disk_cache_bytes",
+        "wisp_disk_cache_evictions_total",
         "wisp_compile_seconds_count",
         "wisp_instantiate_seconds_count",
     ] {
@@ -386,5 +400,13 @@ async fn health_ready_and_metrics() -> anyhow::Result<()> {
         Some(1.0)
     );
     assert_eq!(common::metric(&text, "wisp_code_compiles_total"), Some(1.0));
+    assert_eq!(
+        common::metric(&text, "wisp_memory_budget_bytes"),
+        Some((3072u64 << 20) as f64)
+    );
+    assert_eq!(
+        common::metric(&text, "wisp_memory_reserved_bytes"),
+        Some(0.0)
+    );
     s.stop().await
 }

@@ -130,3 +130,154 @@ async fn clearing_the_memory_cache_falls_back_to_disk() -> anyhow::Result<()> {
     assert_eq!(rt.cache_stats().compiles, 1);
     Ok(())
 }
+
+fn dir_bytes(dir: &std::path::Path) -> u64 {
+    cwasm_files(dir)
+        .iter()
+        .map(|p| std::fs::metadata(p).unwrap().len())
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_disk_cache_stays_within_its_bound() -> anyhow::Result<()> {
+    let names = ["hello", "echo", "primes", "env", "sleep", "aggregate"];
+    // Learn the sizes with an unbounded cache first.
+    let sizes_dir = tempfile::tempdir()?;
+    let probe = Runtime::new(RuntimeConfig {
+        cache_dir: Some(sizes_dir.path().into()),
+        ..test_config()
+    })?;
+    let mut digests = Vec::new();
+    for name in names {
+        let (bytes, digest) = function(name).await;
+        probe.prepare(&digest, &bytes).await?;
+        digests.push((bytes, digest));
+    }
+    let largest = cwasm_files(sizes_dir.path())
+        .iter()
+        .map(|p| std::fs::metadata(p).unwrap().len())
+        .max()
+        .unwrap();
+    let total = dir_bytes(sizes_dir.path());
+    // Room for about two and a half of them.
+    let bound = largest * 5 / 2;
+    assert!(total > bound, "the bound must force evictions");
+    drop(probe);
+
+    let dir = tempfile::tempdir()?;
+    let rt = Runtime::new(RuntimeConfig {
+        cache_dir: Some(dir.path().into()),
+        cache_max_bytes: bound,
+        ..test_config()
+    })?;
+    for (bytes, digest) in &digests {
+        rt.prepare(digest, bytes).await?;
+        assert!(dir_bytes(dir.path()) <= bound, "over the bound");
+        assert_eq!(rt.disk_cache_usage().0, dir_bytes(dir.path()));
+        // The one just compiled is kept.
+        assert!(cwasm_files(dir.path()).iter().any(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with(digest.as_str())
+        }),);
+    }
+    assert!(cwasm_files(dir.path()).len() < names.len());
+    // Evicted from disk is not forgotten: every one still runs from memory.
+    let r = rt
+        .run(request(
+            &digests[0].1,
+            json!({"name": "kept"}),
+            Limits::default(),
+        ))
+        .await?;
+    assert_status(&r, Status::Success);
+    drop(rt);
+
+    // A restart with a smaller bound trims the dir at once, least recently used first.
+    let rt = Runtime::new(RuntimeConfig {
+        cache_dir: Some(dir.path().into()),
+        cache_max_bytes: largest,
+        ..test_config()
+    })?;
+    assert!(dir_bytes(dir.path()) <= largest);
+    assert_eq!(rt.disk_cache_usage().0, dir_bytes(dir.path()));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_code_shrinks_the_disk_cache() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let s = start_with(RuntimeConfig {
+        cache_dir: Some(dir.path().into()),
+        ..test_config()
+    })
+    .await?;
+    let hello = s.deploy("hello").await?;
+    let echo = s.deploy("echo").await?;
+    assert_eq!(cwasm_files(dir.path()).len(), 2);
+    let before = dir_bytes(dir.path());
+    let resp = s
+        .client
+        .delete(s.url(&format!("/code/{hello}")))
+        .bearer_auth(common::TOKEN)
+        .send()
+        .await?;
+    assert_eq!(resp.status(), 204);
+    let files = cwasm_files(dir.path());
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert!(
+        files[0]
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with(echo.as_str())
+    );
+    assert!(dir_bytes(dir.path()) < before);
+    assert_eq!(s.runtime.disk_cache_usage(), (dir_bytes(dir.path()), 1));
+    let text = s.metrics().await?;
+    assert_eq!(
+        common::metric(&text, "wisp_disk_cache_bytes"),
+        Some(dir_bytes(dir.path()) as f64)
+    );
+    // Gone from memory too: the scheduler must send it again.
+    let resp = s
+        .post("/run", &request(&hello, json!({}), Limits::default()))
+        .await?;
+    assert_eq!(resp.status(), 409);
+    s.stop().await
+}
+
+/// The cache dir is 0700 and its files 0600 even under a umask that would make them public.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cache_files_are_private_whatever_the_umask() -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    // SAFETY: umask only swaps the process's file-mode mask; it touches no memory. Other tests
+    // of this binary may create files meanwhile: a permissive mask only widens their modes.
+    let old = unsafe { libc::umask(0) };
+    let dir = tempfile::tempdir()?;
+    let cache = dir.path().join("cache");
+    std::fs::create_dir(&cache)?;
+    std::fs::set_permissions(&cache, std::fs::Permissions::from_mode(0o777))?;
+    // A file an older version left readable by all.
+    let stale = cache.join(format!("{}-old.cwasm", wisp_core::Digest::of(b"old")));
+    std::fs::write(&stale, b"stale")?;
+    std::fs::set_permissions(&stale, std::fs::Permissions::from_mode(0o644))?;
+    let rt = Runtime::new(RuntimeConfig {
+        cache_dir: Some(cache.clone()),
+        ..test_config()
+    })?;
+    let (bytes, digest) = function("hello").await;
+    rt.prepare(&digest, &bytes).await?;
+    // SAFETY: as above.
+    unsafe { libc::umask(old) };
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&cache), 0o700);
+    let files = cwasm_files(&cache);
+    assert_eq!(files.len(), 2);
+    for f in files {
+        assert_eq!(mode(&f), 0o600, "{}", f.display());
+    }
+    Ok(())
+}

@@ -222,8 +222,10 @@ async fn loops_are_interrupted_and_never_delay_a_concurrent_hello() -> anyhow::R
     let s = start().await?;
     let d = s.deploy("loop").await?;
     hello_ok(&s, "warm").await?;
+    // 64 MB each: the four fit in the namespace's share of the memory budget beside the hello.
     let limits = Limits {
         timeout: 3000,
+        memory: 64,
         ..Limits::default()
     };
     // More spinning guests than worker threads: without epoch yielding they would hold both.
@@ -243,7 +245,8 @@ async fn loops_are_interrupted_and_never_delay_a_concurrent_hello() -> anyhow::R
             })
         })
         .collect();
-    while s.runtime.in_flight() < 4 {
+    // All four admitted (their memory reserved) and so instantiated or about to be.
+    while s.runtime.reserved_memory_mb() < 4 * 64 {
         tokio::task::yield_now().await;
     }
     hello_ok(&s, "beside the loops").await?;

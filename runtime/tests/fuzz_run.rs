@@ -229,7 +229,6 @@ fn base_request(digest: &Digest) -> RunRequest {
         action: "/guest/fuzz".into(),
         version: "0.0.1".into(),
         digest: digest.clone(),
-        code_url: None,
         code: None,
         limits: Limits::default(),
         params: Map::new(),
@@ -245,7 +244,6 @@ fn corrupted(echo: Digest) -> impl Strategy<Value = (String, Value)> {
         "action",
         "version",
         "digest",
-        "code_url",
         "code",
         "limits",
         "params",
@@ -427,40 +425,6 @@ fn oversized_params_are_refused_with_413() {
     let r = rt.run(&req);
     assert!(matches!(r.status, 413), "{}", r.status);
     r.assert_clean_error().unwrap();
-}
-
-/// A `code_url` that is not an http(s) URL was fetched anyway: `/prepare` answered 502 and `/run`
-/// a `whisk internal error` activation (which counts against the runtime's health).
-#[test]
-fn regression_malformed_code_url_is_a_400() {
-    let rt = Rt::start();
-    let unknown = Digest::of(b"never seen by this runtime");
-    for url in [
-        "file:///etc/passwd",
-        "::not a url::",
-        "/relative/path",
-        "ftp://127.0.0.1/x",
-    ] {
-        let mut req = base_request(&unknown);
-        req.code_url = Some(url.into());
-        let r = rt.run(&req);
-        assert_eq!(
-            r.status,
-            400,
-            "/run {url}: {}",
-            String::from_utf8_lossy(&r.body)
-        );
-        r.assert_clean_error().unwrap();
-        let body = json!({"digest": unknown, "code_url": url});
-        let r = rt.post("/prepare", Some(TOKEN), body.to_string().into_bytes());
-        assert_eq!(
-            r.status,
-            400,
-            "/prepare {url}: {}",
-            String::from_utf8_lossy(&r.body)
-        );
-        r.assert_clean_error().unwrap();
-    }
 }
 
 /// A NUL in an identity string reached the guest's environment cut short (`a\0b` became `a`).

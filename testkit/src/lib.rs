@@ -34,7 +34,7 @@ pub const C_FUNCTION_NAME: &str = "hello-c";
 
 /// The Rust guest programs of `functions/`, one package and one `<name>.wasm` each.
 ///
-/// Well-behaved: `hello`, `echo`, `web-hello`, `primes`, `aggregate`, `sleep`, `env`.
+/// Well-behaved: `hello`, `echo`, `web-hello`, `primes`, `aggregate`, `sleep`, `env`, `fill`.
 /// Hostile (each must end with its exact OpenWhisk status, see `functions/README.md`):
 /// `loop`, `membomb`, `recursion`, `trap`, `flood`, `badresult`, `exitcode`.
 pub const RUST_FUNCTIONS: &[&str] = &[
@@ -52,6 +52,7 @@ pub const RUST_FUNCTIONS: &[&str] = &[
     "flood",
     "badresult",
     "exitcode",
+    "fill",
 ];
 
 /// How long [`wait_healthy`] waits for a server before giving up.

@@ -85,7 +85,6 @@ pub fn request(digest: &Digest, params: Value, limits: Limits) -> RunRequest {
         action: "/guest/default/test".into(),
         version: "0.0.1".into(),
         digest: digest.clone(),
-        code_url: None,
         code: None,
         limits,
         params,
@@ -174,4 +173,75 @@ pub fn metric(text: &str, series: &str) -> Option<f64> {
         l.strip_prefix(series)
             .and_then(|rest| rest.trim().parse().ok())
     })
+}
+
+/// A `wisp-runtime` child process, killed on drop so a failing test leaves nothing behind.
+pub struct Process {
+    pub child: std::process::Child,
+    pub addr: SocketAddr,
+}
+
+impl Process {
+    /// Starts the binary with `args` (plus `--port 0`) and the test token, and reads the
+    /// address it listens on from its "listening" log line.
+    pub fn start(args: &[&str]) -> Result<Process> {
+        use std::io::{BufRead, BufReader};
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_wisp-runtime"))
+            .args(["--port", "0"])
+            .args(args)
+            .env("WISP_RUNTIME_TOKEN", TOKEN)
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()?;
+        let stdout = child.stdout.take().context("stdout")?;
+        let mut lines = BufReader::new(stdout).lines();
+        let mut addr = None;
+        for line in lines.by_ref() {
+            let line = line?;
+            if line.contains("wisp-runtime listening") {
+                addr = line
+                    .split("addr=")
+                    .nth(1)
+                    .and_then(|r| r.split_whitespace().next())
+                    .and_then(|a| a.parse::<SocketAddr>().ok());
+                break;
+            }
+        }
+        let Some(addr) = addr else {
+            let _ = child.kill();
+            let _ = child.wait();
+            anyhow::bail!("the runtime exited before listening");
+        };
+        // Keep draining stdout so the child never blocks on a full pipe.
+        std::thread::spawn(move || lines.for_each(drop));
+        Ok(Process { child, addr })
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// A `kB` field of `/proc/PID/status` (`VmRSS`, `VmHWM`...), in bytes.
+    pub fn status_kb(&self, field: &str) -> Result<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;
+        let line = status
+            .lines()
+            .find(|l| l.starts_with(&format!("{field}:")))
+            .with_context(|| format!("no {field} in /proc/PID/status"))?;
+        let kb: u64 = line
+            .split_whitespace()
+            .nth(1)
+            .context("no value")?
+            .parse()?;
+        Ok(kb * 1024)
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
