@@ -67,8 +67,9 @@ use crate::store::{EntityKey, Store, StoreError};
 
 /// How long a blocking invoke waits before answering 202 with the activation id (OpenWhisk's 60 s).
 pub const BLOCKING_WAIT: Duration = Duration::from_secs(60);
-/// Added to an action's timeout to bound a `/run` exchange: the runtime enforces the action's
-/// limit itself, so hitting this means the runtime is stuck or gone.
+/// Added to twice an action's timeout (the longest a runtime may wait for memory, then run it)
+/// to bound a `/run` exchange: the runtime enforces both itself, so hitting this means the
+/// runtime is stuck or gone.
 pub const RUNTIME_GRACE: Duration = Duration::from_secs(30);
 /// Most components a sequence may have (OpenWhisk's default `actionSequenceMaxLimit`).
 pub const MAX_SEQUENCE_LENGTH: usize = 50;
@@ -609,13 +610,14 @@ impl Invoker {
             action: job.path.clone(),
             version: job.action.version.clone(),
             digest: job.digest.clone(),
-            code_url: None,
             code: None,
             limits: job.action.limits,
             params: std::mem::take(&mut job.params),
             api_host: inner.cfg.api_host.clone(),
         };
-        let timeout = Duration::from_millis(job.action.limits.timeout) + inner.grace;
+        // A runtime may spend up to the action's timeout waiting for memory (its budget is
+        // spent), then up to the timeout running it.
+        let timeout = 2 * Duration::from_millis(job.action.limits.timeout) + inner.grace;
         let mut lease = first;
         let mut refused: Vec<RuntimeId> = Vec::new();
         loop {

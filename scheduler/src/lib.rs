@@ -279,9 +279,9 @@ impl Scheduler {
         shutdown: CancellationToken,
     ) -> anyhow::Result<()> {
         let app = self.router();
-        let stop = shutdown.clone();
-        let served = axum::serve(listener, app)
-            .with_graceful_shutdown(async move { stop.cancelled().await })
+        // Timeouts (request head, body, idle keep-alive), a connection cap, and JSON 414/431/408
+        // answers: the API is public.
+        let served = wisp_serve::serve(listener, app, wisp_serve::ServeLimits::default(), shutdown)
             .await
             .context("serving the REST API");
         self.shutdown().await?;

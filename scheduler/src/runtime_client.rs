@@ -108,7 +108,9 @@ impl RuntimeClient {
             .http1_only()
             .tcp_nodelay(true)
             .connect_timeout(CONNECT_TIMEOUT)
-            .pool_idle_timeout(Duration::from_secs(60))
+            // Under the runtimes' own idle keep-alive timeout (20 s), so the client never
+            // reuses a connection the runtime is closing.
+            .pool_idle_timeout(Duration::from_secs(15))
             .build()
             .unwrap_or_else(|_| reqwest::Client::new());
         RuntimeClient {
@@ -214,7 +216,6 @@ impl RuntimeClient {
     ) -> Result<PrepareResponse, PrepareFailure> {
         let request = PrepareRequest {
             digest: digest.clone(),
-            code_url: None,
             code: Some(base64::engine::general_purpose::STANDARD.encode(code)),
         };
         let unavailable = |message: String| PrepareFailure::Unavailable {
@@ -379,7 +380,6 @@ impl RuntimeProber {
             action: HEALTH_ACTION.into(),
             version: "0.0.1".into(),
             digest: module.digest.clone(),
-            code_url: None,
             code: None,
             limits: Limits {
                 timeout: 5_000,
@@ -478,7 +478,6 @@ mod tests {
             action: "/ns/a".into(),
             version: "0.0.1".into(),
             digest: health_module().digest.clone(),
-            code_url: None,
             code: None,
             limits: Limits::default(),
             params: Map::new(),
@@ -509,7 +508,6 @@ mod tests {
             action: "/ns/a".into(),
             version: "0.0.1".into(),
             digest: health_module().digest.clone(),
-            code_url: None,
             code: None,
             limits: Limits::default(),
             params: Map::new(),

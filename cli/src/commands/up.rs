@@ -58,6 +58,23 @@ pub struct UpArgs {
         default_value_t = SchedulerConfig::default().activation_retention
     )]
     pub activation_retention: u64,
+    /// Bound of each runtime's on-disk compiled-code cache, MB (least recently used evicted).
+    #[arg(long, value_name = "MB", default_value_t = RuntimeConfig::DEFAULT_CACHE_MAX_MB)]
+    pub cache_max_mb: u64,
+    /// Namespace limit for users without their own: activations started per minute. The
+    /// defaults are the scheduler's, so a newcomer's platform behaves like a shared one; a
+    /// load test raises them (`scripts/perf-report.sh` does).
+    #[arg(long, value_name = "N", default_value_t = SchedulerConfig::default().default_invocations_per_minute,
+        value_parser = clap::value_parser!(u32).range(1..))]
+    pub default_invocations_per_minute: u32,
+    /// Namespace limit: activations accepted and not yet ended.
+    #[arg(long, value_name = "N", default_value_t = SchedulerConfig::default().default_concurrent_invocations,
+        value_parser = clap::value_parser!(u32).range(1..))]
+    pub default_concurrent_invocations: u32,
+    /// Namespace limit: trigger fires per minute.
+    #[arg(long, value_name = "N", default_value_t = SchedulerConfig::default().default_fires_per_minute,
+        value_parser = clap::value_parser!(u32).range(1..))]
+    pub default_fires_per_minute: u32,
 }
 
 /// The default data dir: `~/.wisp/data`.
@@ -74,7 +91,8 @@ pub async fn run(ctx: &Ctx, args: UpArgs) -> anyhow::Result<()> {
         crate::client::Auth::basic(a).context("invalid --auth")?;
     }
     let data_dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
-    std::fs::create_dir_all(&data_dir)
+    // 0700 with the store's files 0600 from the start: they hold every tenant's data.
+    wisp_scheduler::store::sqlite::make_private(&data_dir)
         .with_context(|| format!("cannot create the data dir {}", data_dir.display()))?;
 
     // The API port first: a taken port is the most likely failure, report it before any work.
@@ -98,6 +116,7 @@ pub async fn run(ctx: &Ctx, args: UpArgs) -> anyhow::Result<()> {
         let config = RuntimeConfig {
             user_memory_mb: args.user_memory,
             cache_dir: Some(cache_dir),
+            cache_max_bytes: args.cache_max_mb.saturating_mul(1 << 20),
             token: Some(token.clone()),
             ..RuntimeConfig::default()
         };
@@ -126,6 +145,9 @@ pub async fn run(ctx: &Ctx, args: UpArgs) -> anyhow::Result<()> {
         admin_key: args.admin_key.clone().filter(|k| !k.is_empty()),
         api_host: Some(apihost.clone()),
         activation_retention: args.activation_retention,
+        default_invocations_per_minute: args.default_invocations_per_minute,
+        default_concurrent_invocations: args.default_concurrent_invocations,
+        default_fires_per_minute: args.default_fires_per_minute,
         ..SchedulerConfig::default()
     };
     let scheduler = match Scheduler::open(scheduler_config).await {

@@ -24,8 +24,7 @@ use super::batcher::{Acceptance, ActivationBatcher, ActivationSink, Batch};
 use super::sql;
 use super::{
     ActivationFilter, AlarmRow, Credentials, EntityKey, LimitsUpdate, NamespaceLimits, Recovery,
-    RuleDoc, Store, StoreError, StoreResult, StoredIdentity, TriggerDoc, User, entity_of,
-    hash_key,
+    RuleDoc, Store, StoreError, StoreResult, StoredIdentity, TriggerDoc, User, entity_of, hash_key,
 };
 
 /// What a driver does its own way.
