@@ -594,7 +594,7 @@ mod tests {
             .collect();
         assert_eq!(
             settled,
-            [accepted.activation_id.clone()],
+            vec![accepted.activation_id.clone()],
             "only the accepted activation's record deletes an acceptance"
         );
         // A second put of the same id (a retry) does not settle twice.
