@@ -72,6 +72,7 @@ pub mod metrics;
 pub mod output;
 mod runtime;
 pub mod server;
+pub mod source;
 
 pub use cache::LoadKind;
 pub use config::{Allocator, RuntimeArgs, RuntimeConfig};
