@@ -13,9 +13,9 @@ use std::process::Command;
 
 const TARGET: &str = "wasm32-wasip1";
 
-/// (package artefact name, file name in OUT_DIR, override variable)
+/// (package, file name in OUT_DIR, override variable) of each interpreter embedded.
 const INTERPRETERS: &[(&str, &str, &str)] = &[(
-    "wisp_interp_js.wasm",
+    "wisp-interp-js",
     "wisp-interp-js.wasm",
     "WISP_INTERP_JS_WASM",
 )];
@@ -60,8 +60,11 @@ fn main() {
         .unwrap_or_else(|| default_target_dir(&out_dir));
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(&cargo);
-    cmd.args(["build", "--release", "--locked", "--target", TARGET])
-        .arg("--manifest-path")
+    cmd.args(["build", "--release", "--locked", "--target", TARGET]);
+    for (package, _, _) in INTERPRETERS {
+        cmd.args(["-p", package]);
+    }
+    cmd.arg("--manifest-path")
         .arg(interp.join("Cargo.toml"))
         .arg("--target-dir")
         .arg(&target_dir)
@@ -82,10 +85,13 @@ fn main() {
             output.status
         );
     }
-    for (artefact, name, var) in INTERPRETERS {
+    for (package, name, var) in INTERPRETERS {
         let from = match std::env::var_os(var).filter(|v| !v.is_empty()) {
             Some(path) => PathBuf::from(path),
-            None => target_dir.join(TARGET).join("release").join(artefact),
+            None => target_dir
+                .join(TARGET)
+                .join("release")
+                .join(format!("{}.wasm", package.replace('-', "_"))),
         };
         copy(&from, &out_dir.join(name));
     }
