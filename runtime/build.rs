@@ -13,14 +13,31 @@ use std::process::Command;
 
 const TARGET: &str = "wasm32-wasip1";
 
-/// (package, file name in OUT_DIR, override variable) of each interpreter embedded.
-const INTERPRETERS: &[(&str, &str, &str)] = &[(
-    "wisp-interp-js",
-    "wisp-interp-js.wasm",
-    "WISP_INTERP_JS_WASM",
-)];
+/// (package, file name in OUT_DIR, override variable, cargo feature that embeds it) of each
+/// interpreter. Python (RustPython: a 20 MB module that takes minutes to build) only with the
+/// `python` feature.
+const ALL_INTERPRETERS: &[(&str, &str, &str, Option<&str>)] = &[
+    (
+        "wisp-interp-js",
+        "wisp-interp-js.wasm",
+        "WISP_INTERP_JS_WASM",
+        None,
+    ),
+    (
+        "wisp-interp-py",
+        "wisp-interp-py.wasm",
+        "WISP_INTERP_PY_WASM",
+        Some("CARGO_FEATURE_PYTHON"),
+    ),
+];
 
 fn main() {
+    let interpreters: Vec<(&str, &str, &str)> = ALL_INTERPRETERS
+        .iter()
+        .filter(|(_, _, _, feature)| feature.is_none_or(|f| std::env::var_os(f).is_some()))
+        .map(|&(package, name, var, _)| (package, name, var))
+        .collect();
+    let interpreters = interpreters.as_slice();
     let manifest_dir =
         PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets it"));
     let out_dir = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets it"));
@@ -34,15 +51,17 @@ fn main() {
         ".cargo/config.toml",
         "js/Cargo.toml",
         "js/src",
+        "py/Cargo.toml",
+        "py/src",
     ] {
         println!("cargo:rerun-if-changed={}", interp.join(path).display());
     }
     println!("cargo:rerun-if-env-changed=WISP_INTERP_TARGET_DIR");
-    for (_, _, var) in INTERPRETERS {
+    for (_, _, var) in interpreters {
         println!("cargo:rerun-if-env-changed={var}");
     }
 
-    let overridden: Vec<_> = INTERPRETERS
+    let overridden: Vec<_> = interpreters
         .iter()
         .map(|(_, name, var)| (name, std::env::var_os(var).filter(|v| !v.is_empty())))
         .collect();
@@ -61,7 +80,7 @@ fn main() {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(&cargo);
     cmd.args(["build", "--release", "--locked", "--target", TARGET]);
-    for (package, _, _) in INTERPRETERS {
+    for (package, _, _) in interpreters {
         cmd.args(["-p", package]);
     }
     cmd.arg("--manifest-path")
@@ -85,7 +104,7 @@ fn main() {
             output.status
         );
     }
-    for (package, name, var) in INTERPRETERS {
+    for (package, name, var) in interpreters {
         let from = match std::env::var_os(var).filter(|v| !v.is_empty()) {
             Some(path) => PathBuf::from(path),
             None => target_dir

@@ -64,11 +64,19 @@ use crate::engine::{Host, MemoryLimiter, P1Host};
 /// The JavaScript interpreter module (a WASI reactor), built from `interp/js` by `build.rs`.
 pub const JS_INTERPRETER: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/wisp-interp-js.wasm"));
 
+/// The Python interpreter module (a WASI reactor), built from `interp/py` by `build.rs` when the
+/// `python` feature is on.
+#[cfg(feature = "python")]
+pub const PY_INTERPRETER: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/wisp-interp-py.wasm"));
+
 /// What runs the source: the interpreter, not the OpenWhisk kind name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum SourceKind {
     /// QuickJS-ng through rquickjs, with OpenWhisk's Node.js conventions.
     JavaScript,
+    /// RustPython with its frozen standard library, with OpenWhisk's Python conventions
+    /// (available when built with the `python` feature).
+    Python,
 }
 
 /// One kind an action may be created with, as `GET /` lists them.
@@ -89,25 +97,48 @@ pub struct KindInfo {
 pub const JS_INTERPRETER_NAME: &str = "QuickJS-ng 0.16.2 (via rquickjs 0.14) in WebAssembly: \
      ES2023 and later, console, process.env, timers; no Node.js built-in modules or npm packages";
 
+/// The interpreter behind `python:3`.
+pub const PY_INTERPRETER_NAME: &str = "RustPython 0.5 (Python 3.14 language level) in \
+     WebAssembly: its frozen standard library, print and os.environ; no pip packages, no C \
+     extensions, no files or sockets";
+
+const NODEJS_20: KindInfo = KindInfo {
+    kind: "nodejs:20",
+    family: "nodejs",
+    default: true,
+    source: SourceKind::JavaScript,
+    interpreter: JS_INTERPRETER_NAME,
+};
+
+const NODEJS_22: KindInfo = KindInfo {
+    kind: "nodejs:22",
+    family: "nodejs",
+    default: false,
+    source: SourceKind::JavaScript,
+    interpreter: JS_INTERPRETER_NAME,
+};
+
+#[cfg(feature = "python")]
+const PYTHON_3: KindInfo = KindInfo {
+    kind: "python:3",
+    family: "python",
+    default: true,
+    source: SourceKind::Python,
+    interpreter: PY_INTERPRETER_NAME,
+};
+
 /// The source kinds this runtime runs, in `GET /` order. `nodejs:20` and `nodejs:22` name the
 /// same interpreter: OpenWhisk users pick one of those kinds, and their code gets the language
-/// level of QuickJS-ng, not of a particular Node.js.
-pub const KINDS: &[KindInfo] = &[
-    KindInfo {
-        kind: "nodejs:20",
-        family: "nodejs",
-        default: true,
-        source: SourceKind::JavaScript,
-        interpreter: JS_INTERPRETER_NAME,
-    },
-    KindInfo {
-        kind: "nodejs:22",
-        family: "nodejs",
-        default: false,
-        source: SourceKind::JavaScript,
-        interpreter: JS_INTERPRETER_NAME,
-    },
-];
+/// level of QuickJS-ng, not of a particular Node.js. `python:3` is there only when the runtime
+/// is built with the `python` feature.
+#[cfg(not(feature = "python"))]
+pub const KINDS: &[KindInfo] = &[NODEJS_20, NODEJS_22];
+
+/// The source kinds this runtime runs, in `GET /` order. `nodejs:20` and `nodejs:22` name the
+/// same interpreter: OpenWhisk users pick one of those kinds, and their code gets the language
+/// level of QuickJS-ng, not of a particular Node.js. `python:3` is RustPython.
+#[cfg(feature = "python")]
+pub const KINDS: &[KindInfo] = &[NODEJS_20, NODEJS_22, PYTHON_3];
 
 impl SourceKind {
     /// The interpreter for an OpenWhisk kind: `nodejs:20`, `nodejs:22`, `nodejs:default`
@@ -121,13 +152,18 @@ impl SourceKind {
     /// The entry point OpenWhisk uses when `exec.main` is absent.
     pub fn default_main(self) -> &'static str {
         match self {
-            SourceKind::JavaScript => "main",
+            SourceKind::JavaScript | SourceKind::Python => "main",
         }
     }
 
-    fn interpreter(self) -> &'static [u8] {
+    /// The interpreter module, if this runtime was built with it.
+    pub fn interpreter(self) -> Option<&'static [u8]> {
         match self {
-            SourceKind::JavaScript => JS_INTERPRETER,
+            SourceKind::JavaScript => Some(JS_INTERPRETER),
+            #[cfg(feature = "python")]
+            SourceKind::Python => Some(PY_INTERPRETER),
+            #[cfg(not(feature = "python"))]
+            SourceKind::Python => None,
         }
     }
 }
@@ -209,10 +245,13 @@ pub enum Prewarm {
 /// snapshots of the same source, since QuickJS seeds its hash tables from the clock.)
 pub fn code_digest(kind: SourceKind, source: &str, main: Option<&str>) -> Digest {
     static JS_SHA: OnceLock<[u8; 32]> = OnceLock::new();
+    static PY_SHA: OnceLock<[u8; 32]> = OnceLock::new();
     let sha = match kind {
         SourceKind::JavaScript => &JS_SHA,
+        SourceKind::Python => &PY_SHA,
     };
-    let interp = sha.get_or_init(|| sha2::Sha256::digest(kind.interpreter()).into());
+    let interp =
+        sha.get_or_init(|| sha2::Sha256::digest(kind.interpreter().unwrap_or_default()).into());
     let mut h = sha2::Sha256::new();
     h.update(b"wisp-source-snapshot-v1\0");
     h.update(interp);
@@ -247,6 +286,7 @@ struct Inner {
     engine: Engine,
     linker: Linker<P1Host>,
     js: tokio::sync::OnceCell<Instrumented>,
+    py: tokio::sync::OnceCell<Instrumented>,
 }
 
 /// The interpreter with every memory and global exported, compiled and linked.
@@ -268,6 +308,7 @@ impl Snapshotter {
                 engine,
                 linker,
                 js: tokio::sync::OnceCell::new(),
+                py: tokio::sync::OnceCell::new(),
             }),
         }
     }
@@ -409,10 +450,13 @@ impl Snapshotter {
     async fn instrumented(&self, kind: SourceKind) -> Result<&Instrumented, SourceError> {
         let cell = match kind {
             SourceKind::JavaScript => &self.inner.js,
+            SourceKind::Python => &self.inner.py,
         };
+        let wasm = kind
+            .interpreter()
+            .ok_or_else(|| SourceError::UnsupportedKind(format!("{kind:?}")))?;
         cell.get_or_try_init(|| async {
             let engine = self.inner.engine.clone();
-            let wasm = kind.interpreter();
             let (cx, module) = tokio::task::spawn_blocking(move || {
                 let (cx, instrumented) = Wizer::new()
                     .instrument(wasm)
@@ -527,6 +571,8 @@ mod tests {
     fn the_interpreter_is_a_wasi_reactor() {
         let engine = Engine::default();
         let module = Module::new(&engine, JS_INTERPRETER).expect("the interpreter compiles");
+        // (The Python interpreter has the same exports; compiling its 10 MB of code here would
+        // add a minute to the unit tests: tests/source_py.rs runs it.)
         let exports: Vec<_> = module.exports().map(|e| e.name().to_string()).collect();
         for name in ["wisp_init", "wisp_stash", "wisp_run", "memory"] {
             assert!(exports.iter().any(|e| e == name), "{name} in {exports:?}");

@@ -8,6 +8,12 @@ import traceback
 
 _wisp_entry = None
 
+# Line-buffered stdout, so print() lines and stderr lines reach the logs in the order written.
+try:
+    sys.stdout.reconfigure(line_buffering=True)
+except (AttributeError, ValueError):
+    pass
+
 
 def _wisp_error_line(message):
     return "1" + message + "\n" + json.dumps({"error": message})
