@@ -86,6 +86,7 @@ pub mod metrics;
 pub mod output;
 mod runtime;
 pub mod server;
+pub mod source;
 
 pub use cache::LoadKind;
 pub use config::{Allocator, ArgsError, RuntimeArgs, RuntimeConfig};
