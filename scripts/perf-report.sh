@@ -89,7 +89,10 @@ port="$(free_port)"
 apihost="http://127.0.0.1:$port"
 platform="\`wisp up\` (scheduler + 2 runtimes in one process)"
 say "starting wisp up on $apihost"
+# A load test measures the platform, not the namespace limits: raise them far past what 256
+# clients can reach.
 "$bin/wisp" up --port "$port" --data-dir "$work/data" --auth "$auth" \
+  --default-invocations-per-minute 1000000000 --default-concurrent-invocations 100000 \
   --activation-retention "$retention" >"$work/up.log" 2>&1 &
 pids+=("$!")
 wait_healthy "$port"

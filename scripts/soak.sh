@@ -31,12 +31,12 @@
 #                index entries and page slack), 1024 KB for a `flood` one (its 1 MB of logs),
 #                which is f = SOAK_MIX / 6 of the calls (six hostile actions, picked uniformly):
 #                record_kb = (1 - f) × 2 + f × 1024.
-#   SOAK_WAL_MB  the WAL's own bound, the size past which the store checkpoints and truncates it
-#                (default 64; set it to what the store enforces).
+#   SOAK_WAL_MB  the WAL's own bound (default 128): the store forces a TRUNCATE checkpoint once
+#                the WAL passes 64 MB (checked every 250 ms), so it stays under about twice that.
 #   SOAK_BASE_MB the actions' code, the runtimes' compiled-code caches and free pages (default 64).
 #
 # For R = 10,000 and a 5% mix: f = 0.0083, record_kb = 10.5, 10,625 × 10.5 KB = 109 MB, so the
-# bound is 109 + 64 + 64 = 237 MB. SOAK_MAX_DATA_MB overrides the computed bound.
+# bound is 109 + 128 + 64 = 301 MB. SOAK_MAX_DATA_MB overrides the computed bound.
 #
 # Other knobs: SOAK_OUT (where the CSV, the bench output and the logs go; default a temp dir that
 # is kept), SOAK_NO_BUILD=1 (use the binaries already built). Nothing is left running.
@@ -50,7 +50,7 @@ clients="${SOAK_CLIENTS:-16}"
 mix="${SOAK_MIX:-0.05}"
 interval="${SOAK_INTERVAL:-10}"
 retention="${SOAK_RETENTION:-10000}"
-wal_mb="${SOAK_WAL_MB:-64}"
+wal_mb="${SOAK_WAL_MB:-128}"
 base_mb="${SOAK_BASE_MB:-64}"
 hostile="loop,membomb,trap,recursion,flood,badresult"
 say() { printf 'soak: %s\n' "$*" >&2; }
@@ -107,7 +107,9 @@ export WSK_CONFIG_FILE="$work/wskprops"   # leave the caller's ~/.wskprops alone
 port="$(free_port)"
 apihost="http://127.0.0.1:$port"
 say "starting wisp up on $apihost (data dir $data, retention $retention)"
+# The soak measures the disk and memory, not the namespace limits: raise them past the load.
 "$bin" up --port "$port" --data-dir "$data" --auth "$auth" \
+  --default-invocations-per-minute 1000000000 --default-concurrent-invocations 100000 \
   --activation-retention "$retention" >"$out/up.log" 2>&1 &
 up_pid=$!
 wait_healthy "$port"

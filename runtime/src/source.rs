@@ -374,6 +374,9 @@ impl Snapshotter {
                 },
                 deadline,
                 timed_out: false,
+                // Initialisation yields on each tick but is never moved to the guest pool.
+                ticks: 0,
+                demote: Default::default(),
             },
         );
         store.limiter(|h| &mut h.limiter);

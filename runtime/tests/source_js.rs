@@ -67,7 +67,6 @@ fn request(digest: &Digest, params: Value, limits: Limits) -> RunRequest {
         action: "/guest/default/js".into(),
         version: "0.0.3".into(),
         digest: digest.clone(),
-        code_url: None,
         code: None,
         limits,
         params,

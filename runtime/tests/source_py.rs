@@ -64,7 +64,6 @@ fn request(digest: &Digest, params: Value, limits: Limits) -> RunRequest {
         action: "/guest/default/py".into(),
         version: "0.0.2".into(),
         digest: digest.clone(),
-        code_url: None,
         code: None,
         limits,
         params,
