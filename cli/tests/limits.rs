@@ -56,7 +56,8 @@ fn admin_user_limits_read_set_and_reset() {
     assert_eq!(set["firesPerMinute"], defaults["firesPerMinute"]);
     assert_eq!(limits(&env, &["alice"]), set);
 
-    // Over the limit, the invoke is refused with the server's message.
+    // Over the limit, the invoke is refused with the server's message. As OpenWhisk's
+    // RateThrottler, the count includes the refused request itself.
     env.wisp([
         "--auth",
         &alice,
@@ -70,7 +71,7 @@ fn admin_user_limits_read_set_and_reset() {
         env.wisp(["--auth", &alice, "invoke", "hello"]).ok();
     }
     env.wisp(["--auth", &alice, "invoke", "hello"])
-        .fails_with("Too many requests in the last minute (count: 2, allowed: 2).");
+        .fails_with("Too many requests in the last minute (count: 3, allowed: 2).");
 
     // `default` returns a limit to the server's default.
     let reset = limits(

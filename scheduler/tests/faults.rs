@@ -741,8 +741,18 @@ async fn a_slow_runtime_is_never_sent_more_than_its_memory_slots() -> Result<()>
 /// acknowledged (202) activation ends as a record: the ones that finished before the kill as
 /// they ran, the ones cut off as a whisk internal error saying the scheduler restarted — and
 /// that none of those is run again (the runtime's activation count does not move).
-async fn acknowledged_non_blocking_activations_survive_kill_9(extra: &[&str]) -> Result<()> {
+async fn acknowledged_non_blocking_activations_survive_kill_9(store: &[&str]) -> Result<()> {
     const CLIENTS: usize = 4;
+    // 202s pile up 400 ms sleeps faster than they end: this test is about durability, so the
+    // namespace limits are raised out of the way.
+    let mut extra = vec![
+        "--default-concurrent-invocations",
+        "1000000",
+        "--default-invocations-per-minute",
+        "100000000",
+    ];
+    extra.extend_from_slice(store);
+    let extra = extra.as_slice();
     let runtime = Runtime::start(8192).await?;
     let data = tempfile::tempdir()?;
     let auth = fresh_auth();

@@ -527,3 +527,75 @@ async fn the_action_sees_its_identity_in_the_environment() -> Result<()> {
     assert!(deadline > r.body["start"].as_u64().unwrap());
     Ok(())
 }
+
+/// The `.cwasm` files of a runtime's disk cache whose name starts with `digest`.
+fn cached_files(dir: &std::path::Path, digest: &wisp_core::Digest) -> usize {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter(|e| {
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    name.starts_with(digest.as_str()) && name.ends_with(".cwasm")
+                })
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+/// Polls (up to 5 s) until `dir` holds `n` cached files of `digest`.
+async fn cached_becomes(dir: &std::path::Path, digest: &wisp_core::Digest, n: usize) -> bool {
+    for _ in 0..200 {
+        if cached_files(dir, digest) == n {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    false
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_or_overwriting_an_action_drops_its_compiled_code_from_the_runtimes() -> Result<()> {
+    let cache = tempfile::tempdir()?;
+    let dir = cache.path();
+    let runtime = RuntimeProc::start_with(wisp_runtime::RuntimeConfig {
+        token: Some(TOKEN.into()),
+        pool_slots: 16,
+        cache_dir: Some(dir.to_path_buf()),
+        ..wisp_runtime::RuntimeConfig::default()
+    })?;
+    let s = SchedulerProc::start(&[&runtime]).await?;
+    let hello = wisp_core::Digest::of(&wisp_testkit::function_bytes("hello"));
+    let echo = wisp_core::Digest::of(&wisp_testkit::function_bytes("echo"));
+    s.deploy("a", "hello", json!({})).await?;
+    s.deploy("b", "hello", json!({})).await?; // the same code, stored once
+    s.deploy("c", "echo", json!({})).await?;
+    assert!(cached_becomes(dir, &hello, 1).await, "compiled at create");
+    assert!(cached_becomes(dir, &echo, 1).await, "compiled at create");
+
+    // `b` still uses hello's code: deleting `a` keeps it.
+    let resp = s
+        .req(reqwest::Method::DELETE, "/api/v1/namespaces/_/actions/a")
+        .send()
+        .await?;
+    assert_eq!(resp.status(), 200);
+    // Overwriting `c` with other code leaves echo's code unused: it goes.
+    s.deploy("c", "sleep", json!({})).await?;
+    assert!(
+        cached_becomes(dir, &echo, 0).await,
+        "the overwritten action's code left the runtime's disk cache"
+    );
+    assert_eq!(cached_files(dir, &hello), 1, "code still in use stays");
+
+    // Deleting the last user of hello's code drops it too.
+    let resp = s
+        .req(reqwest::Method::DELETE, "/api/v1/namespaces/_/actions/b")
+        .send()
+        .await?;
+    assert_eq!(resp.status(), 200);
+    assert!(
+        cached_becomes(dir, &hello, 0).await,
+        "the deleted action's code left the runtime's disk cache"
+    );
+    Ok(())
+}

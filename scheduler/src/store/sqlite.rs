@@ -205,8 +205,9 @@ pub const WAL_TRUNCATE_BYTES: u64 = 64 << 20;
 /// some reader always holds an older snapshot, so the WAL is never reset and grows without
 /// bound (measured: 14.7 GB in 5 minutes). So once the WAL file is past
 /// [`WAL_TRUNCATE_BYTES`] it runs `wal_checkpoint(TRUNCATE)`, which waits (busy timeout) for
-/// the readers to move to the newest snapshot, blocks writers for the few ms it takes to copy
-/// the rest, and truncates the file: the WAL stays under about twice the threshold, at the
+/// the readers to move to the newest snapshot, holds up writes for the few ms it takes to copy
+/// the rest (it runs on the one write connection, so writes queue behind it), and truncates
+/// the file: the WAL stays under about twice the threshold, at the
 /// price of one short write stall per 64 MB of records. When `write` is closed (the store's
 /// `close`) it does a last `TRUNCATE` and closes its connection, the last one, so SQLite
 /// removes the WAL: a clean stop leaves only `wisp.db`. A failed checkpoint is logged and
@@ -229,13 +230,17 @@ async fn spawn_checkpointer(
                 break;
             }
             let wal_bytes = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
-            let mode = if wal_bytes > WAL_TRUNCATE_BYTES {
-                "TRUNCATE"
+            // TRUNCATE takes the writer lock. On a connection of its own it would race the
+            // write connection's deferred transactions, which SQLite then fails at once with
+            // SQLITE_BUSY (a reader cannot wait to become a writer); on the write connection
+            // itself, writes simply queue behind it for the pool.
+            let (mode, on) = if wal_bytes > WAL_TRUNCATE_BYTES {
+                ("TRUNCATE", &write)
             } else {
-                "PASSIVE"
+                ("PASSIVE", &pool)
             };
             if let Err(e) = sqlx::query(&format!("PRAGMA wal_checkpoint({mode})"))
-                .execute(&pool)
+                .execute(on)
                 .await
             {
                 tracing::warn!(error = %e, mode, "WAL checkpoint failed");
