@@ -555,7 +555,8 @@ async fn cached_becomes(dir: &std::path::Path, digest: &wisp_core::Digest, n: us
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn deleting_or_overwriting_an_action_drops_its_compiled_code_from_the_runtimes() -> Result<()> {
+async fn deleting_or_overwriting_an_action_drops_its_compiled_code_from_the_runtimes() -> Result<()>
+{
     let cache = tempfile::tempdir()?;
     let dir = cache.path();
     let runtime = RuntimeProc::start_with(wisp_runtime::RuntimeConfig {
